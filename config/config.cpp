@@ -1,0 +1,278 @@
+#include "config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "proxy/sip/uri.hpp"
+#include "proxy/sip/text.hpp"
+
+namespace sw::config {
+namespace {
+
+// Walks the YAML tree keeping the key path and the file name for error messages.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& path, const std::string& msg) const {
+    auto mark = node.Mark();
+    std::string where = file_;
+    if (!mark.is_null()) where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    throw ConfigError(where + ": " + (path.empty() ? "" : path + ": ") + msg);
+  }
+
+  // Rejects keys outside `allowed` (the schema is closed: typos must not pass silently).
+  void check_keys(const YAML::Node& map, const std::string& path, std::initializer_list<const char*> allowed) const {
+    if (!map.IsMap()) fail(map, path, "expected a mapping");
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      auto key = it->first.as<std::string>();
+      bool known = false;
+      for (const char* a : allowed) known = known || key == a;
+      if (!known) fail(it->first, join(path, key), "unknown key");
+    }
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  std::string str(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(n, path, "expected a string");
+    return n.as<std::string>();
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& path) const {
+    bool v{};
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) fail(n, path, "expected true or false");
+    return v;
+  }
+
+  std::uint64_t number(const YAML::Node& n, const std::string& path, std::uint64_t lo, std::uint64_t hi) const {
+    auto text = n.IsScalar() ? n.Scalar() : std::string{};
+    auto v = sip::parse_uint<std::uint64_t>(text);
+    if (!v || *v < lo || *v > hi)
+      fail(n, path, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return *v;
+  }
+
+  std::chrono::seconds duration(const YAML::Node& n, const std::string& path) const {
+    auto v = n.IsScalar() ? parse_duration(n.Scalar()) : std::nullopt;
+    if (!v) fail(n, path, "expected a duration such as 32s, 5m or 1h");
+    return *v;
+  }
+
+  std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsSequence()) fail(n, path, "expected a list");
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < n.size(); ++i) out.push_back(str(n[i], path + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+};
+
+Listen read_listen(const Reader& r, const YAML::Node& n, const std::string& path) {
+  r.check_keys(n, path, {"transport", "host", "port", "advertise", "cert", "key"});
+  Listen l;
+  if (n["transport"]) {
+    auto t = parse_transport(r.str(n["transport"], path + ".transport"));
+    if (!t) r.fail(n["transport"], path + ".transport", "expected udp, tcp or tls");
+    l.transport = *t;
+  }
+  if (n["host"]) l.host = r.str(n["host"], path + ".host");
+  l.port = l.transport == Transport::tls ? 5061 : 5060;
+  if (n["port"]) l.port = static_cast<std::uint16_t>(r.number(n["port"], path + ".port", 0, 65535));
+  if (n["advertise"]) {
+    l.advertise = r.str(n["advertise"], path + ".advertise");
+    if (!sip::parse_host_port(l.advertise)) r.fail(n["advertise"], path + ".advertise", "expected host or host:port");
+  }
+  if (n["cert"]) l.cert = r.str(n["cert"], path + ".cert");
+  if (n["key"]) l.key = r.str(n["key"], path + ".key");
+  if (l.transport == Transport::tls)
+    r.fail(n["transport"], path + ".transport", "TLS listeners are not available in this version (use udp or tcp)");
+  return l;
+}
+
+Upstream read_upstream(const Reader& r, const YAML::Node& n) {
+  r.check_keys(n, "upstream", {"uri"});
+  Upstream u;
+  if (!n["uri"]) return u;
+  u.uri = r.str(n["uri"], "upstream.uri");
+  auto parsed = sip::parse_uri(u.uri);
+  if (!parsed || !parsed->is_sip() || !parsed->user.empty())
+    r.fail(n["uri"], "upstream.uri", "expected sip:host[:port][;transport=udp|tcp]");
+  auto transport = parsed->transport();
+  u.transport = parsed->is_sips() ? Transport::tls : Transport::udp;
+  if (!transport.empty()) {
+    auto t = parse_transport(transport);
+    if (!t) r.fail(n["uri"], "upstream.uri", "unknown transport parameter");
+    u.transport = *t;
+  }
+  if (u.transport == Transport::tls)
+    r.fail(n["uri"], "upstream.uri", "TLS toward the upstream is not available in this version");
+  u.host = std::string(parsed->host);
+  if (u.host.front() == '[') u.host = u.host.substr(1, u.host.size() - 2);
+  u.port = parsed->port ? parsed->port : 5060;
+  return u;
+}
+
+void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
+  r.check_keys(n, "challenge", {"enabled", "realm", "methods", "nonce_ttl", "algorithms", "users"});
+  if (n["enabled"]) c.enabled = r.boolean(n["enabled"], "challenge.enabled");
+  if (n["realm"]) c.realm = r.str(n["realm"], "challenge.realm");
+  if (n["methods"]) c.methods = r.strings(n["methods"], "challenge.methods");
+  if (n["nonce_ttl"]) c.nonce_ttl = r.duration(n["nonce_ttl"], "challenge.nonce_ttl");
+  if (n["algorithms"]) {
+    c.algorithms = r.strings(n["algorithms"], "challenge.algorithms");
+    for (std::size_t i = 0; i < c.algorithms.size(); ++i) {
+      const auto& a = c.algorithms[i];
+      if (a != "MD5" && a != "SHA-256" && a != "SHA-512-256")
+        r.fail(n["algorithms"][i], "challenge.algorithms[" + std::to_string(i) + "]",
+               "expected MD5, SHA-256 or SHA-512-256");
+    }
+  }
+  if (n["users"]) c.users = r.str(n["users"], "challenge.users");
+  if (c.enabled)
+    r.fail(n["enabled"], "challenge.enabled", "sipwitness's own 407 challenges are not available in this version");
+}
+
+void read_diag(const Reader& r, const YAML::Node& n, Diag& d) {
+  r.check_keys(n, "diag", {"verdict_log", "known_credentials", "flow_timeout", "redact"});
+  if (n["verdict_log"]) d.verdict_log = r.str(n["verdict_log"], "diag.verdict_log");
+  if (n["known_credentials"]) d.known_credentials = r.str(n["known_credentials"], "diag.known_credentials");
+  if (n["flow_timeout"]) d.flow_timeout = r.duration(n["flow_timeout"], "diag.flow_timeout");
+  if (n["redact"]) d.redact = r.boolean(n["redact"], "diag.redact");
+}
+
+void read_lab(const Reader& r, const YAML::Node& n, Lab& l) {
+  r.check_keys(n, "lab", {"role", "key_file"});
+  if (n["role"]) {
+    auto role = r.str(n["role"], "lab.role");
+    if (role == "inner") l.role = LabRole::inner;
+    else if (role == "outer") l.role = LabRole::outer;
+    else if (role == "both") l.role = LabRole::both;
+    else r.fail(n["role"], "lab.role", "expected inner, outer or both");
+    r.fail(n["role"], "lab.role", "lab mode (ALG detection) is not available in this version");
+  }
+  if (n["key_file"]) l.key_file = r.str(n["key_file"], "lab.key_file");
+}
+
+void read_relay(const Reader& r, const YAML::Node& n, Relay& rl) {
+  r.check_keys(n, "relay", {"record_route", "add_path", "tcp_idle_timeout", "max_tcp_connections", "max_bindings"});
+  if (n["record_route"]) rl.record_route = r.boolean(n["record_route"], "relay.record_route");
+  if (n["add_path"]) rl.add_path = r.boolean(n["add_path"], "relay.add_path");
+  if (n["tcp_idle_timeout"]) rl.tcp_idle_timeout = r.duration(n["tcp_idle_timeout"], "relay.tcp_idle_timeout");
+  if (n["max_tcp_connections"])
+    rl.max_tcp_connections = r.number(n["max_tcp_connections"], "relay.max_tcp_connections", 1, 1000000);
+  if (n["max_bindings"]) rl.max_bindings = r.number(n["max_bindings"], "relay.max_bindings", 1, 10000000);
+}
+
+void read_limits(const Reader& r, const YAML::Node& n, Limits& l) {
+  r.check_keys(n, "limits", {"max_message_bytes", "max_headers", "max_line_bytes"});
+  // 65535 is the largest UDP payload; streams are held to the same bound.
+  if (n["max_message_bytes"])
+    l.max_message_bytes = r.number(n["max_message_bytes"], "limits.max_message_bytes", 512, 65535);
+  if (n["max_headers"]) l.max_headers = r.number(n["max_headers"], "limits.max_headers", 8, 1024);
+  if (n["max_line_bytes"]) l.max_line_bytes = r.number(n["max_line_bytes"], "limits.max_line_bytes", 128, 65535);
+}
+
+Config read(const YAML::Node& root, const Reader& r) {
+  Config c;
+  c.path = r.file();
+  if (!root || root.IsNull()) return c;
+  r.check_keys(root, "", {"listen", "upstream", "challenge", "diag", "lab", "relay", "limits", "log"});
+  if (root["listen"]) {
+    const auto& l = root["listen"];
+    if (!l.IsSequence() || l.size() == 0) r.fail(l, "listen", "expected a non-empty list of listeners");
+    c.listen.clear();
+    for (std::size_t i = 0; i < l.size(); ++i) c.listen.push_back(read_listen(r, l[i], "listen[" + std::to_string(i) + "]"));
+  }
+  if (root["upstream"]) c.upstream = read_upstream(r, root["upstream"]);
+  if (root["challenge"]) read_challenge(r, root["challenge"], c.challenge);
+  if (root["diag"]) read_diag(r, root["diag"], c.diag);
+  if (root["lab"]) read_lab(r, root["lab"], c.lab);
+  if (root["relay"]) read_relay(r, root["relay"], c.relay);
+  if (root["limits"]) read_limits(r, root["limits"], c.limits);
+  if (root["log"]) {
+    r.check_keys(root["log"], "log", {"level"});
+    if (root["log"]["level"]) {
+      c.log.level = r.str(root["log"]["level"], "log.level");
+      static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+      if (!levels.count(c.log.level))
+        r.fail(root["log"]["level"], "log.level", "expected trace, debug, info, warn, error, critical or off");
+    }
+  }
+  bool has_upstream_transport = false;
+  for (const auto& l : c.listen) has_upstream_transport = has_upstream_transport || l.transport == c.upstream.transport;
+  if (!has_upstream_transport)
+    r.fail(root["upstream"] ? root["upstream"] : root, "upstream.uri",
+           "no listener with the upstream's transport (" + std::string(to_string(c.upstream.transport)) + ")");
+  return c;
+}
+
+Config load(const std::function<YAML::Node()>& parse, const std::string& name) {
+  Reader r(name);
+  YAML::Node root;
+  try {
+    root = parse();
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(name + ": cannot read file");
+  } catch (const YAML::Exception& e) {
+    std::string where = name;
+    if (!e.mark.is_null()) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+    throw ConfigError(where + ": " + e.msg);
+  }
+  try {
+    return read(root, r);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(name + ": " + e.msg);
+  }
+}
+
+}  // namespace
+
+Config load_file(const std::string& path) {
+  return load([&] { return YAML::LoadFile(path); }, path);
+}
+
+Config load_string(const std::string& yaml, const std::string& name) {
+  return load([&] { return YAML::Load(yaml); }, name);
+}
+
+std::string_view to_string(Transport t) {
+  switch (t) {
+    case Transport::udp: return "udp";
+    case Transport::tcp: return "tcp";
+    case Transport::tls: return "tls";
+  }
+  return "udp";
+}
+
+std::optional<Transport> parse_transport(std::string_view text) {
+  if (sip::iequals(text, "udp")) return Transport::udp;
+  if (sip::iequals(text, "tcp")) return Transport::tcp;
+  if (sip::iequals(text, "tls")) return Transport::tls;
+  return std::nullopt;
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  auto n = sip::parse_uint<std::uint64_t>(text.substr(0, digits));
+  if (!n || *n > 10'000'000) return std::nullopt;
+  auto unit = text.substr(digits);
+  if (unit.empty() || unit == "s") return std::chrono::seconds(*n);
+  if (unit == "ms") return std::chrono::seconds((*n + 999) / 1000);
+  if (unit == "m") return std::chrono::seconds(*n * 60);
+  if (unit == "h") return std::chrono::seconds(*n * 3600);
+  return std::nullopt;
+}
+
+}  // namespace sw::config

@@ -1,0 +1,102 @@
+#pragma once
+// The typed, immutable configuration. Loaded once, validated with every error's
+// file:line:column and key path, then handed down as plain structs.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sw::config {
+
+enum class Transport : std::uint8_t { udp, tcp, tls };
+
+struct Listen {
+  Transport transport = Transport::udp;
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 5060;
+  std::string advertise;  // host[:port] written into Via/Record-Route; "" = derive
+  std::string cert;       // tls only
+  std::string key;        // tls only
+};
+
+struct Upstream {
+  std::string uri = "sip:127.0.0.1:5070;transport=udp";
+  // Parsed from uri:
+  Transport transport = Transport::udp;
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 5070;
+};
+
+struct Challenge {
+  bool enabled = false;
+  std::string realm = "sipwitness";
+  std::vector<std::string> methods{"REGISTER", "INVITE"};
+  std::chrono::seconds nonce_ttl{300};
+  std::vector<std::string> algorithms{"SHA-256", "MD5"};
+  std::string users;
+};
+
+struct Diag {
+  std::string verdict_log = "verdicts.jsonl";
+  std::string known_credentials;
+  std::chrono::seconds flow_timeout{32};
+  bool redact = true;
+};
+
+enum class LabRole : std::uint8_t { none, inner, outer, both };
+
+struct Lab {
+  LabRole role = LabRole::none;
+  std::string key_file;
+};
+
+struct Relay {
+  bool record_route = true;   // RFC 3261 16.6 step 4, for dialog-forming requests
+  bool add_path = true;       // RFC 3327 Path on REGISTER, so registrars route calls back here
+  std::chrono::seconds tcp_idle_timeout{600};
+  std::size_t max_tcp_connections = 4096;
+  std::size_t max_bindings = 100000;
+};
+
+struct Limits {
+  std::size_t max_message_bytes = 65535;
+  std::size_t max_headers = 128;
+  std::size_t max_line_bytes = 8192;
+};
+
+struct Log {
+  std::string level = "info";  // trace debug info warn error critical off
+};
+
+struct Config {
+  std::string path;  // file it came from ("" for the built-in default)
+  std::vector<Listen> listen{{Transport::udp, "0.0.0.0", 5060, "", "", ""},
+                             {Transport::tcp, "0.0.0.0", 5060, "", "", ""}};
+  Upstream upstream;
+  Challenge challenge;
+  Diag diag;
+  Lab lab;
+  Relay relay;
+  Limits limits;
+  Log log;
+};
+
+// Carries "file:line:column: key.path: message".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Loads and validates a YAML file; throws ConfigError with the location and key path.
+Config load_file(const std::string& path);
+// Same for YAML text (name is used in error messages).
+Config load_string(const std::string& yaml, const std::string& name);
+
+std::string_view to_string(Transport t);
+std::optional<Transport> parse_transport(std::string_view text);
+// "300s", "5m", "1h", "1500ms" (rounded up to whole seconds), or a plain number of seconds.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+}  // namespace sw::config

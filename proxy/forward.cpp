@@ -1,0 +1,209 @@
+#include "forward.hpp"
+
+#include "proxy/hash.hpp"
+#include "proxy/sip/text.hpp"
+
+namespace sw::proxy {
+namespace {
+
+std::string_view first_via_value(const sip::Message& m, const sip::Header** header = nullptr) {
+  const auto* h = m.first(sip::HeaderId::Via);
+  if (header) *header = h;
+  if (!h) return {};
+  std::string_view first;
+  sip::for_each_list_item(h->value, [&](std::string_view item) {
+    first = item;
+    return false;
+  });
+  return first;
+}
+
+// Offsets of the list items of every header with this id, top first.
+struct Item {
+  const sip::Header* header;
+  std::string_view text;
+};
+std::vector<Item> list_items(const sip::Message& m, sip::HeaderId id) {
+  std::vector<Item> items;
+  for (const auto& h : m.headers) {
+    if (h.id != id) continue;
+    sip::for_each_list_item(h.value, [&](std::string_view item) {
+      items.push_back({&h, item});
+      return true;
+    });
+  }
+  return items;
+}
+
+// Removes the first n items of the headers with this id: a header whose items are
+// all removed loses its whole line, otherwise its leading items are cut.
+void pop_items(const sip::Message& m, sip::HeaderId id, std::size_t n, EditList& edits) {
+  auto items = list_items(m, id);
+  std::size_t i = 0;
+  while (i < n && i < items.size()) {
+    const auto* h = items[i].header;
+    std::size_t j = i;
+    while (j < n && j < items.size() && items[j].header == h) ++j;
+    bool whole_line = j == items.size() || items[j].header != h;
+    if (whole_line) {
+      edits.erase(h->begin, h->end - h->begin);
+    } else {
+      auto from = m.offset_of(items[i].text);
+      edits.erase(from, m.offset_of(items[j].text) - from);
+    }
+    i = j;
+  }
+}
+
+const char* transport_upper(Transport t) {
+  switch (t) {
+    case Transport::udp: return "UDP";
+    case Transport::tcp: return "TCP";
+    case Transport::tls: return "TLS";
+  }
+  return "UDP";
+}
+
+}  // namespace
+
+std::string loop_hash(const sip::Message& r) {
+  return Fnv64{}
+      .add(sip::tag_of(r.value(sip::HeaderId::From)))
+      .add(r.value(sip::HeaderId::CallId))
+      .add(r.request_uri)
+      .add(std::uint64_t{r.cseq_number})
+      .hex();
+}
+
+std::string compute_branch(const sip::Message& r) {
+  auto top = first_via_value(r);
+  Fnv64 tx;
+  auto via = sip::parse_via(top);
+  if (via && via->branch.starts_with(sip::kMagicCookie)) {
+    // RFC 3261 branches are unique per transaction already; CANCEL and non-2xx ACK reuse them.
+    tx.add(via->branch).add(via->sent_by);
+  } else {
+    // RFC 2543 clients: the transaction is identified by its content (17.2.3).
+    tx.add(top).add(r.value(sip::HeaderId::CallId)).add(sip::tag_of(r.value(sip::HeaderId::From)))
+        .add(std::uint64_t{r.cseq_number});
+  }
+  return std::string(kBranchPrefix) + tx.hex() + "." + loop_hash(r);
+}
+
+bool is_ours(std::string_view host, std::uint16_t port, const std::vector<LocalEndpoint>& ours) {
+  for (const auto& ep : ours) {
+    auto effective = port ? port : default_port(ep.transport);
+    if (ep.port == effective && sip::iequals(ep.host, host)) return true;
+  }
+  return false;
+}
+
+bool is_looped(const sip::Message& request, const std::vector<LocalEndpoint>& ours) {
+  auto expected = loop_hash(request);
+  bool looped = false;
+  for (const auto& item : list_items(request, sip::HeaderId::Via)) {
+    auto via = sip::parse_via(item.text);
+    if (!via || !is_ours(via->host, via->port, ours) || !via->branch.starts_with(kBranchPrefix)) continue;
+    auto dot = via->branch.rfind('.');
+    if (dot != std::string_view::npos && via->branch.substr(dot + 1) == expected) looped = true;
+  }
+  return looped;
+}
+
+std::string via_with_received(std::string_view via_item, const Address& source) {
+  auto via = sip::parse_via(via_item);
+  if (!via) return std::string(via_item);
+  EditList edits;
+  auto offset_in_item = [&](std::string_view inner) { return static_cast<std::uint32_t>(inner.data() - via_item.data()); };
+  auto src_ip = source.ip();
+  auto via_host = via->host;
+  if (via_host.size() > 2 && via_host.front() == '[') via_host = via_host.substr(1, via_host.size() - 2);
+  if (via->has_rport && via->rport.empty()) {
+    // Fill in "rport" with the source port (RFC 3581 4), right after the name.
+    auto params = via->params;
+    for (std::size_t pos = params.find(';'); pos != std::string_view::npos; pos = params.find(';', pos + 1)) {
+      std::size_t name = pos + 1;
+      while (name < params.size() && sip::is_ws(params[name])) ++name;
+      std::size_t after = name + 5;
+      if (after <= params.size() && sip::iequals(params.substr(name, 5), "rport") &&
+          (after == params.size() || params[after] == ';' || sip::is_ws(params[after]))) {
+        edits.insert(offset_in_item(params) + static_cast<std::uint32_t>(after), "=" + std::to_string(source.port()));
+        break;
+      }
+    }
+  }
+  // received= when the sent-by host is not the source address, and always with rport.
+  if (via->received.empty() && (via->has_rport || !sip::iequals(via_host, src_ip)))
+    edits.insert(static_cast<std::uint32_t>(via_item.size()), ";received=" + src_ip);
+  return edits.apply(via_item);
+}
+
+std::vector<std::string_view> route_values(const sip::Message& msg) {
+  std::vector<std::string_view> out;
+  for (const auto& item : list_items(msg, sip::HeaderId::Route)) out.push_back(item.text);
+  return out;
+}
+
+std::string our_uri(const LocalEndpoint& ep, const Flow* in_flow, const Flow* out_flow) {
+  std::string uri = "<sip:" + ep.host + ":" + std::to_string(ep.port);
+  if (ep.transport != Transport::udp) uri += std::string(";transport=") + std::string(config::to_string(ep.transport));
+  uri += ";lr";
+  if (in_flow) uri += ";swin=" + flow_token(*in_flow);
+  if (out_flow) uri += ";swout=" + flow_token(*out_flow);
+  return uri + ">";
+}
+
+std::string forward_request(const sip::Message& r, const Address& source, const RequestEdits& how) {
+  EditList edits;
+  const sip::Header* via_header = nullptr;
+  first_via_value(r, &via_header);
+
+  // Our Via goes on top (16.6 step 8), the sender's gets received/rport (18.2.1).
+  std::string via = std::string("Via: SIP/2.0/") + transport_upper(how.out.transport) + " " + how.out.host + ":" +
+                    std::to_string(how.out.port) + ";branch=" + compute_branch(r) + "\r\n";
+  edits.insert(via_header->begin, std::move(via));
+  auto sender_via = first_via_value(r);
+  edits.replace(r.offset_of(sender_via), static_cast<std::uint32_t>(sender_via.size()),
+                via_with_received(sender_via, source));
+
+  // Max-Forwards (16.6 step 3): decrement, or add 70 when absent.
+  if (const auto* mf = r.first(sip::HeaderId::MaxForwards)) {
+    auto v = sip::parse_uint<unsigned>(mf->value).value_or(1);
+    edits.replace(r.offset_of(mf->value), static_cast<std::uint32_t>(mf->value.size()),
+                  std::to_string(v > 0 ? v - 1 : 0));
+  } else {
+    edits.insert(r.headers_end, "Max-Forwards: 70\r\n");
+  }
+
+  pop_items(r, sip::HeaderId::Route, how.routes_to_pop, edits);
+
+  // Record-Route (16.6 step 4). When the request changes endpoint (transport or
+  // address), two entries: the top one faces the next hop, the second the sender,
+  // so in-dialog requests from either side reach the right leg.
+  auto insert_top = [&](sip::HeaderId id, std::string_view name, std::string value) {
+    const auto* existing = r.first(id);
+    edits.insert(existing ? existing->begin : r.headers_end, std::string(name) + ": " + value + "\r\n");
+  };
+  if (how.record_route) {
+    if (how.in == how.out) {
+      insert_top(sip::HeaderId::RecordRoute, "Record-Route", our_uri(how.out, how.inbound, how.outbound));
+    } else {
+      insert_top(sip::HeaderId::RecordRoute, "Record-Route",
+                 our_uri(how.out, nullptr, how.outbound) + ", " + our_uri(how.in, how.inbound, nullptr));
+    }
+  }
+  // Path (RFC 3327 4): the registrar routes requests for this contact through the
+  // endpoint facing it, and the flow token leads them to the phone.
+  if (how.add_path) insert_top(sip::HeaderId::Path, "Path", our_uri(how.out, how.inbound, nullptr));
+
+  if (how.add_content_length) edits.insert(r.headers_end, "Content-Length: " + std::to_string(r.body.size()) + "\r\n");
+  return edits.apply(r.raw);
+}
+
+std::string forward_response(const sip::Message& response) {
+  EditList edits;
+  pop_items(response, sip::HeaderId::Via, 1, edits);
+  return edits.apply(response.raw);
+}
+
+}  // namespace sw::proxy

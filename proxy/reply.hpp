@@ -1,0 +1,26 @@
+#pragma once
+// Responses sipwitness generates itself (RFC 3261 8.2.6): 400, 482, 483, 503...
+#include <string>
+#include <string_view>
+
+#include "proxy/address.hpp"
+#include "proxy/sip/message.hpp"
+
+namespace sw::proxy {
+
+// The To tag of our own responses: a stable function of the request (and a
+// per-process secret), so retransmissions get the same tag and the ACK for our
+// response can be recognised without keeping state.
+std::string local_tag(const sip::Message& request, std::string_view secret);
+std::string local_tag(std::string_view call_id, std::string_view from_tag, std::string_view secret);
+
+// Builds a response to a parsed request. warning goes into a Warning header (399).
+std::string make_reply(const sip::Message& request, const Address& source, int status, std::string_view reason,
+                       std::string_view warning, std::string_view secret);
+
+// Builds a response from what could be salvaged of a malformed request; "" when
+// it cannot be answered (no Via, a response, or an ACK).
+std::string make_reply(const sip::Salvage& salvaged, const Address& source, int status, std::string_view reason,
+                       std::string_view warning, std::string_view secret);
+
+}  // namespace sw::proxy

@@ -1,0 +1,163 @@
+#include "router.hpp"
+
+#include "proxy/sip/text.hpp"
+
+namespace sw::proxy {
+
+bool is_dialog_forming(std::string_view method) {
+  return method == "INVITE" || method == "SUBSCRIBE" || method == "REFER" || method == "NOTIFY";
+}
+
+Target target_from_uri(const sip::Uri& uri) {
+  Target t;
+  t.transport = uri.is_sips() ? Transport::tls : Transport::udp;
+  if (auto tp = config::parse_transport(uri.transport())) t.transport = *tp;
+  auto host = uri.maddr().empty() ? uri.host : uri.maddr();
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  t.host = std::string(host);
+  t.port = uri.port ? uri.port : default_port(t.transport);
+  return t;
+}
+
+Target target_from_flow(const Flow& flow) {
+  return Target{flow.transport, flow.remote.ip(), flow.remote.port(), flow};
+}
+
+namespace {
+
+RequestDecision reply(int status, const char* reason, const char* detail) {
+  RequestDecision d;
+  d.kind = RequestDecision::Kind::reply;
+  d.status = status;
+  d.reason = reason;
+  d.detail = detail;
+  return d;
+}
+
+}  // namespace
+
+RequestDecision route_request(const sip::Message& r, const Inbound& in, const RoutingContext& ctx,
+                              bool record_route, bool add_path) {
+  const bool in_dialog = !sip::tag_of(r.value(sip::HeaderId::To)).empty();
+
+  // An ACK for a final response we generated ends here (RFC 3261 17.2.1).
+  if (r.method == "ACK" && in_dialog && sip::tag_of(r.value(sip::HeaderId::To)) == ctx.local_tag) {
+    RequestDecision d;
+    d.kind = RequestDecision::Kind::absorb;
+    d.detail = "ACK for a response of ours";
+    return d;
+  }
+  // 16.3 step 3 and 4.
+  if (const auto* mf = r.first(sip::HeaderId::MaxForwards); mf && mf->value == "0") {
+    if (r.method == "ACK") return {RequestDecision::Kind::absorb, 0, "", "ACK with Max-Forwards 0", {}, 0, false, false};
+    return reply(483, "Too Many Hops", "Max-Forwards reached 0");
+  }
+  if (is_looped(r, ctx.ours)) {
+    if (r.method == "ACK") return {RequestDecision::Kind::absorb, 0, "", "looped ACK", {}, 0, false, false};
+    return reply(482, "Loop Detected", "request came back with our own Via and branch");
+  }
+
+  RequestDecision d;
+  // 16.4: pop the Route values that name us; their flow tokens say where a
+  // phone behind NAT (or the upstream) is reachable.
+  auto routes = route_values(r);
+  std::optional<Flow> token_flow;
+  while (d.routes_to_pop < routes.size()) {
+    auto na = sip::parse_name_addr(routes[d.routes_to_pop]);
+    if (!na || !na->uri.is_sip() || !is_ours(na->uri.host, na->uri.port, ctx.ours)) break;
+    for (auto name : {"swin", "swout"}) {
+      auto token = na->uri.param(name);
+      if (!token) continue;
+      auto flow = parse_flow_token(*token);
+      if (flow && !flow->same_peer(in.flow)) token_flow = flow;
+    }
+    ++d.routes_to_pop;
+  }
+  d.record_route = record_route && !in_dialog && is_dialog_forming(r.method);
+  d.add_path = add_path && r.method == "REGISTER" && !in.from_upstream;
+
+  if (token_flow) {
+    d.target = target_from_flow(*token_flow);
+    return d;
+  }
+  if (d.routes_to_pop < routes.size()) {
+    auto na = sip::parse_name_addr(routes[d.routes_to_pop]);
+    if (!na || !na->uri.is_sip()) return reply(400, "Bad Request", "unusable Route header");
+    d.target = target_from_uri(na->uri);
+    return d;
+  }
+  auto ruri = sip::parse_uri(r.request_uri);
+  if (!ruri) return reply(400, "Bad Request", "malformed Request-URI");
+  if (!ruri->is_sip()) {
+    if (!in.from_upstream) {
+      d.target = ctx.upstream;
+      return d;
+    }
+    return reply(416, "Unsupported URI Scheme", "Request-URI scheme is not sip or sips");
+  }
+  const bool ruri_is_us = is_ours(ruri->host, ruri->port, ctx.ours);
+  if (in_dialog && !ruri_is_us) {
+    // In-dialog without a Route of ours: the remote target is the Request-URI.
+    d.target = target_from_uri(*ruri);
+    return d;
+  }
+  // Initial requests, and in-dialog ones whose Request-URI names us (a UA that
+  // ignored the route set, or a strict router before us), are routed by side.
+  // Initial request: toward a registered phone when the Request-URI names one
+  // (a call from the upstream). From elsewhere only an exact contact counts: the
+  // upstream may reach us on a connection of its own we cannot tell from a phone's.
+  auto flow = in.from_upstream ? ctx.bindings.lookup(*ruri, ctx.now) : ctx.bindings.lookup_contact(*ruri, ctx.now);
+  if (flow && !flow->same_peer(in.flow)) {
+    d.target = target_from_flow(*flow);
+    return d;
+  }
+  if (!in.from_upstream) {
+    d.target = ctx.upstream;
+    return d;
+  }
+  if (ruri_is_us) return reply(404, "Not Found", "no registered phone for the Request-URI");
+  d.target = target_from_uri(*ruri);
+  return d;
+}
+
+ResponseDecision route_response(const sip::Message& response, const std::vector<LocalEndpoint>& ours) {
+  ResponseDecision d;
+  std::vector<std::string_view> vias;
+  for (const auto& h : response.headers) {
+    if (h.id != sip::HeaderId::Via) continue;
+    sip::for_each_list_item(h.value, [&](std::string_view v) {
+      vias.push_back(v);
+      return vias.size() < 2;
+    });
+    if (vias.size() >= 2) break;
+  }
+  auto top = sip::parse_via(vias.empty() ? std::string_view{} : vias[0]);
+  if (!top || !is_ours(top->host, top->port, ours) || !top->branch.starts_with(kBranchPrefix)) {
+    d.drop_reason = "top Via is not ours";
+    return d;
+  }
+  if (vias.size() < 2) {
+    d.drop_reason = "no Via left after ours";
+    return d;
+  }
+  auto next = sip::parse_via(vias[1]);
+  if (!next) {
+    d.drop_reason = "malformed second Via";
+    return d;
+  }
+  auto transport = config::parse_transport(next->transport);
+  if (!transport) {
+    d.drop_reason = "unknown transport in Via";
+    return d;
+  }
+  d.target.transport = *transport;
+  auto host = next->received.empty() ? next->host : next->received;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  d.target.host = std::string(host);
+  d.target.port = next->port ? next->port : default_port(*transport);
+  if (auto rport = sip::parse_uint<std::uint16_t>(next->rport); rport && *rport) d.target.port = *rport;
+  d.forward = true;
+  return d;
+}
+
+}  // namespace sw::proxy

@@ -1,0 +1,719 @@
+#include "server.hpp"
+
+#include <ifaddrs.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+
+#include "proxy/forward.hpp"
+#include "proxy/reply.hpp"
+#include "proxy/sip/text.hpp"
+
+namespace sw::proxy {
+namespace {
+
+constexpr auto kDnsTtl = std::chrono::seconds(60);
+constexpr auto kDnsNegativeTtl = std::chrono::seconds(5);
+constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at once
+
+std::string hex_random(std::size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
+    // RAND_bytes only fails without entropy; the tag secret is not a security
+    // boundary, so fall back to the clock rather than refusing to start.
+    auto t = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    std::memcpy(raw.data(), &t, std::min(bytes, sizeof t));
+  }
+  std::string out;
+  char buf[3];
+  for (auto c : raw) {
+    std::snprintf(buf, sizeof buf, "%02x", c);
+    out += buf;
+  }
+  return out;
+}
+
+// Local addresses of one family, to recognise our own Route/Via values when a
+// listener is bound to a wildcard address.
+std::vector<Address> local_addresses(int family) {
+  std::vector<Address> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (auto* i = list; i; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == family) out.push_back(Address::from_sockaddr(i->ifa_addr));
+  freeifaddrs(list);
+  return out;
+}
+
+bool is_loopback(const Address& a) { return a.ip().starts_with("127.") || a.ip() == "::1"; }
+
+}  // namespace
+
+struct Server::Listener {
+  Server* server = nullptr;
+  std::size_t index = 0;
+  config::Listen cfg;
+  LocalEndpoint endpoint;  // advertised in Via / Record-Route / Path
+  Address bound;
+  uv_udp_t udp{};
+  uv_tcp_t tcp{};
+};
+
+struct Server::Connection {
+  Server* server = nullptr;
+  std::uint64_t id = 0;
+  std::size_t listener = 0;
+  Address remote;
+  uv_tcp_t tcp{};
+  uv_timer_t idle{};
+  uv_connect_t connect_req{};
+  bool connected = false;
+  int open_handles = 0;  // freed when both handles' close callbacks ran
+  bool closing = false;
+  std::string inbuf;
+  std::vector<std::string> queued;                       // written once connected
+  std::vector<std::pair<std::string, Flow>> on_failure;  // replies if the connect fails
+};
+
+namespace {
+struct WriteReq {
+  uv_write_t req{};
+  std::string data;
+};
+struct UdpSendReq {
+  uv_udp_send_t req{};
+  std::string data;
+};
+}  // namespace
+
+Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer)
+    : loop_(loop),
+      cfg_(std::move(cfg)),
+      log_(std::move(log)),
+      observer_(observer),
+      limits_{cfg_.limits.max_message_bytes, cfg_.limits.max_headers, cfg_.limits.max_line_bytes},
+      secret_(hex_random(16)),
+      bindings_(cfg_.relay.max_bindings),
+      udp_buffer_(65536) {
+  upstream_.transport = cfg_.upstream.transport;
+  upstream_.host = cfg_.upstream.host;
+  upstream_.port = cfg_.upstream.port;
+}
+
+Server::~Server() = default;
+
+bool Server::start() {
+  for (std::size_t i = 0; i < cfg_.listen.size(); ++i) {
+    auto l = std::make_unique<Listener>();
+    l->server = this;
+    l->index = i;
+    l->cfg = cfg_.listen[i];
+    auto addr = Address::from_ip(l->cfg.host, l->cfg.port);
+    if (!addr) {
+      log_->error("listen[{}]: host {} is not an IP address", i, l->cfg.host);
+      return false;
+    }
+    int rc = 0;
+    sockaddr_storage bound{};
+    int len = sizeof bound;
+    if (l->cfg.transport == Transport::udp) {
+      uv_udp_init(loop_, &l->udp);
+      l->udp.data = l.get();
+      rc = uv_udp_bind(&l->udp, addr->sa(), 0);
+      if (rc == 0) rc = uv_udp_recv_start(&l->udp, &Server::on_udp_alloc, &Server::on_udp_recv);
+      if (rc == 0) uv_udp_getsockname(&l->udp, reinterpret_cast<sockaddr*>(&bound), &len);
+    } else {
+      uv_tcp_init(loop_, &l->tcp);
+      l->tcp.data = l.get();
+      rc = uv_tcp_bind(&l->tcp, addr->sa(), 0);
+      if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, &Server::on_tcp_connection);
+      if (rc == 0) uv_tcp_getsockname(&l->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+    }
+    auto* raw = l.get();
+    listeners_.push_back(std::move(l));  // owned from here, so shutdown() closes it
+    if (rc != 0) {
+      log_->error("listen[{}]: cannot listen on {} {}: {}", i, config::to_string(raw->cfg.transport),
+                  addr->to_string(), uv_strerror(rc));
+      return false;
+    }
+    raw->bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound));
+    raw->endpoint.transport = raw->cfg.transport;
+    raw->endpoint.port = raw->bound.port();
+    if (!raw->cfg.advertise.empty()) {
+      auto hp = sip::parse_host_port(raw->cfg.advertise);
+      raw->endpoint.host = std::string(hp->host);
+      if (hp->port) raw->endpoint.port = hp->port;
+    } else if (!raw->bound.is_any()) {
+      raw->endpoint.host = raw->bound.host();
+    } else {
+      // Wildcard without advertise: the first non-loopback address of the family.
+      auto locals = local_addresses(raw->bound.family());
+      raw->endpoint.host = raw->bound.family() == AF_INET6 ? "[::1]" : "127.0.0.1";
+      for (const auto& a : locals)
+        if (!is_loopback(a)) {
+          raw->endpoint.host = a.host();
+          break;
+        }
+      for (const auto& a : locals) ours_.push_back({raw->cfg.transport, a.host(), raw->bound.port()});
+    }
+    ours_.push_back(raw->endpoint);
+    log_->info("listening {} {} (advertised as {}:{})", config::to_string(raw->cfg.transport),
+               raw->bound.to_string(), raw->endpoint.host, raw->endpoint.port);
+  }
+  if (!listener_for(upstream_.transport, AF_INET) && !listener_for(upstream_.transport, AF_INET6)) {
+    log_->error("no {} listener to reach the upstream {}", config::to_string(upstream_.transport), cfg_.upstream.uri);
+    return false;
+  }
+  // Resolve the upstream early so its requests are recognised from the first one.
+  resolve(upstream_.host, {}, Source{}, sip::Framing::datagram);
+
+  uv_timer_init(loop_, &housekeeping_);
+  housekeeping_.data = this;
+  uv_timer_start(
+      &housekeeping_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        self->bindings_.purge(Clock::now());
+      },
+      10000, 10000);
+  log_->info("ready: relaying to {} ({} listeners)", cfg_.upstream.uri, listeners_.size());
+  return true;
+}
+
+void Server::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  for (auto& l : listeners_) {
+    auto* h = l->cfg.transport == Transport::udp ? reinterpret_cast<uv_handle_t*>(&l->udp)
+                                                 : reinterpret_cast<uv_handle_t*>(&l->tcp);
+    if (h->loop && !uv_is_closing(h)) uv_close(h, nullptr);
+  }
+  std::vector<Connection*> open;
+  for (auto& [id, c] : connections_) open.push_back(c.get());
+  for (auto* c : open) close_connection(*c, "shutting down");
+  if (housekeeping_.loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&housekeeping_)))
+    uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
+  log_->info("stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
+             counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
+             counters_.dropped, counters_.rejected);
+}
+
+// ---- receive path ---------------------------------------------------------
+
+void Server::on_udp_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Listener*>(handle->data)->server;
+  buf->base = self->udp_buffer_.data();
+  buf->len = self->udp_buffer_.size();
+}
+
+void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
+  auto* l = static_cast<Listener*>(handle->data);
+  auto* self = l->server;
+  if (nread < 0) {
+    self->log_->warn("udp receive error on {}: {}", l->bound.to_string(), uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (nread == 0 || !addr) return;
+  Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0}, l->index};
+  if (flags & UV_UDP_PARTIAL) {
+    ++self->counters_.dropped;
+    self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(),
+                     self->udp_buffer_.size());
+    return;
+  }
+  self->handle_bytes(std::string_view(buf->base, static_cast<std::size_t>(nread)), in, sip::Framing::datagram);
+}
+
+void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
+  auto* l = static_cast<Listener*>(server_stream->data);
+  auto* self = l->server;
+  if (status < 0) {
+    self->log_->warn("tcp accept error on {}: {}", l->bound.to_string(), uv_strerror(status));
+    return;
+  }
+  auto owned = std::make_unique<Connection>();
+  owned->server = self;
+  owned->id = self->next_connection_id_++;
+  owned->listener = l->index;
+  uv_tcp_init(self->loop_, &owned->tcp);
+  owned->tcp.data = owned.get();
+  uv_timer_init(self->loop_, &owned->idle);
+  owned->idle.data = owned.get();
+  owned->open_handles = 2;
+  auto* c = owned.get();
+  self->connections_.emplace(c->id, std::move(owned));
+  if (uv_accept(server_stream, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    self->close_connection(*c, "accept failed");
+    return;
+  }
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&peer), &len);
+  c->remote = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&peer));
+  if (self->connections_.size() > self->cfg_.relay.max_tcp_connections) {
+    ++self->counters_.tcp_refused;
+    self->log_->warn("tcp connection from {} refused: {} connections open (relay.max_tcp_connections)",
+                     c->remote.to_string(), self->connections_.size() - 1);
+    self->close_connection(*c, "connection limit");
+    return;
+  }
+  c->connected = true;
+  uv_tcp_nodelay(&c->tcp, 1);
+  self->connection_by_remote_[c->remote.to_string()] = c->id;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), &Server::on_tcp_alloc, &Server::on_tcp_read);
+  self->touch(*c);
+}
+
+void Server::on_tcp_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(handle->data);
+  // Read straight into the connection's buffer tail: no copy for framing.
+  constexpr std::size_t kChunk = 16384;
+  auto used = c->inbuf.size();
+  c->inbuf.resize(used + kChunk);
+  buf->base = c->inbuf.data() + used;
+  buf->len = kChunk;
+}
+
+void Server::on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(stream->data);
+  auto* self = c->server;
+  // Give back the part of the chunk that was not filled.
+  auto filled = nread > 0 ? static_cast<std::size_t>(nread) : 0;
+  c->inbuf.resize(static_cast<std::size_t>(buf->base - c->inbuf.data()) + filled);
+  if (nread < 0) {
+    self->close_connection(*c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (nread == 0) return;
+  self->touch(*c);
+  self->drain_stream(*c);
+}
+
+void Server::drain_stream(Connection& c) {
+  std::size_t off = 0;
+  Source in{Flow{Transport::tcp, c.remote, c.id}, c.listener};
+  while (!c.closing && off < c.inbuf.size()) {
+    std::string_view view(c.inbuf.data() + off, c.inbuf.size() - off);
+    // RFC 5626 4.4.1 keep-alive: a double CRLF ping gets a single CRLF pong;
+    // stray CRLFs between messages are skipped (RFC 3261 7.5).
+    if (view.starts_with("\r\n\r\n")) {
+      write(c, "\r\n");
+      off += 4;
+      continue;
+    }
+    if (view == "\r\n") break;  // maybe the first half of a ping
+    if (view.starts_with("\r\n")) {
+      off += 2;
+      continue;
+    }
+    auto framed = sip::frame_stream(view, limits_);
+    if (!framed) {
+      if (framed.error().code == Errc::incomplete) break;
+      reject_malformed(view, in, framed.error());
+      close_connection(c, "unframeable stream");  // framing is lost: nothing after it can be trusted
+      return;
+    }
+    handle_bytes(view.substr(0, *framed), in, sip::Framing::stream);
+    off += *framed;
+  }
+  if (!c.closing) c.inbuf.erase(0, off);
+}
+
+void Server::handle_bytes(std::string_view bytes, const Source& in, sip::Framing framing) {
+  ++counters_.received;
+  auto parsed = sip::parse(bytes, framing, limits_);
+  if (!parsed) {
+    reject_malformed(bytes, in, parsed.error());
+    return;
+  }
+  const auto& m = *parsed;
+  observe(diag::Direction::received, m, in.flow);
+  if (m.is_request) handle_request(m, in);
+  else handle_response(m, in);
+}
+
+void Server::reject_malformed(std::string_view bytes, const Source& in, const Error& error) {
+  auto salvaged = sip::salvage(bytes, limits_);
+  int status = error.code == Errc::bad_version ? 505 : 400;
+  const char* reason = status == 505 ? "Version Not Supported" : "Bad Request";
+  auto reply = make_reply(salvaged, in.flow.remote, status, reason, error.detail, secret_);
+  std::string call_id;
+  for (const auto& [id, v] : salvaged.headers)
+    if (id == sip::HeaderId::CallId) call_id = std::string(v.substr(0, 128));
+  if (reply.empty()) {
+    ++counters_.dropped;
+    log_->warn("drop: malformed message from {} ({} bytes, call-id={}): {}", describe(in.flow), bytes.size(),
+               call_id.empty() ? "?" : call_id, error.detail);
+    return;
+  }
+  ++counters_.rejected;
+  log_->warn("reject: {} {} to malformed {} from {} (call-id={}): {}", status, reason, salvaged.method,
+             describe(in.flow), call_id.empty() ? "?" : call_id, error.detail);
+  send_to_flow(in.flow, std::move(reply));
+}
+
+void Server::handle_request(const sip::Message& m, const Source& in) {
+  auto tag = local_tag(m, secret_);
+  RoutingContext ctx{ours_, upstream_, bindings_, Clock::now(), tag};
+  auto d = route_request(m, proxy::Inbound{in.flow, from_upstream(in.flow)}, ctx, cfg_.relay.record_route, cfg_.relay.add_path);
+  switch (d.kind) {
+    case RequestDecision::Kind::absorb:
+      ++counters_.absorbed;
+      log_->debug("absorb: {} from {} call-id={}: {}", m.method, describe(in.flow), m.value(sip::HeaderId::CallId),
+                  d.detail);
+      return;
+    case RequestDecision::Kind::reply:
+      send_reply(m, in, d.status, d.reason, d.detail);
+      return;
+    case RequestDecision::Kind::forward:
+      forward_request(m, in, d);
+      return;
+  }
+}
+
+void Server::handle_response(const sip::Message& m, const Source& in) {
+  auto d = route_response(m, ours_);
+  if (!d.forward) {
+    ++counters_.dropped;
+    log_->warn("drop: {} {} response from {} call-id={}: {}", m.status, m.cseq_method, describe(in.flow),
+               m.value(sip::HeaderId::CallId), d.drop_reason);
+    return;
+  }
+  if (m.cseq_method == "REGISTER" && m.status >= 200) {
+    auto via = sip::parse_via(m.value(sip::HeaderId::Via));
+    if (via) {
+      auto added = bindings_.on_register_response(via->branch, m, Clock::now());
+      if (added) log_->debug("binding: {} contact(s) of {} via {}", added, m.value(sip::HeaderId::To), describe(in.flow));
+    }
+  }
+  auto addresses = resolve(d.target.host, m.raw, in, sip::Framing::datagram);
+  if (!addresses) return;  // replayed once resolved
+  if (addresses->empty()) {
+    ++counters_.dropped;
+    log_->warn("drop: {} response call-id={}: cannot resolve {}", m.status, m.value(sip::HeaderId::CallId),
+               d.target.host);
+    return;
+  }
+  auto dst = addresses->front();
+  dst = *Address::from_ip(dst.ip(), d.target.port);
+  ++counters_.forwarded_responses;
+  Flow out{d.target.transport, dst, 0};
+  observe(diag::Direction::sent, m, out);
+  send(d.target.transport, dst, 0, forward_response(m), nullptr);
+}
+
+void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d) {
+  Address dst;
+  if (d.target.flow) {
+    dst = d.target.flow->remote;
+  } else {
+    auto addresses = resolve(d.target.host, m.raw, in, in.flow.transport == Transport::udp ? sip::Framing::datagram
+                                                                                           : sip::Framing::stream);
+    if (!addresses) return;
+    if (addresses->empty()) {
+      send_reply(m, in, 503, "Service Unavailable", "cannot resolve the next hop");
+      return;
+    }
+    dst = *Address::from_ip(addresses->front().ip(), d.target.port);
+  }
+  auto* out = listener_for(d.target.transport, dst.family());
+  if (!out) {
+    send_reply(m, in, 503, "Service Unavailable", "no listener for the next hop's transport");
+    return;
+  }
+  Flow out_flow{d.target.transport, dst, d.target.flow ? d.target.flow->connection_id : 0};
+  RequestEdits how;
+  how.out = out->endpoint;
+  how.in = listeners_[in.listener]->endpoint;
+  how.inbound = &in.flow;
+  how.outbound = d.target.flow ? &*d.target.flow : nullptr;
+  how.routes_to_pop = d.routes_to_pop;
+  how.record_route = d.record_route;
+  how.add_path = d.add_path;
+  how.add_content_length = d.target.transport != Transport::udp && !m.first(sip::HeaderId::ContentLength);
+  auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
+  if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());
+  ++counters_.forwarded_requests;
+  observe(diag::Direction::sent, m, out_flow);
+  FailureReply failure;
+  if (m.method != "ACK") {
+    failure = [&] {
+      return std::make_pair(make_reply(m, in.flow.remote, 503, "Service Unavailable", "next hop unreachable", secret_),
+                            in.flow);
+    };
+  }
+  send(d.target.transport, dst, out_flow.connection_id, std::move(bytes), failure);
+}
+
+void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail) {
+  if (m.method == "ACK") return;  // never answered (RFC 3261 17.1.1.3)
+  ++counters_.replied;
+  log_->info("reply: {} {} to {} from {} call-id={}: {}", status, reason, m.method, describe(in.flow),
+             m.value(sip::HeaderId::CallId), detail);
+  send_to_flow(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_));
+}
+
+void Server::send_to_flow(const Flow& flow, std::string bytes) {
+  send(flow.transport, flow.remote, flow.connection_id, std::move(bytes), nullptr);
+}
+
+void Server::send(Transport transport, const Address& dst, std::uint64_t connection_hint, std::string bytes,
+                  const FailureReply& on_failure) {
+  auto fail = [&](const char* why) {
+    ++counters_.send_failures;
+    log_->warn("send to {} {} failed: {}", config::to_string(transport), dst.to_string(), why);
+    if (on_failure) {
+      auto [reply, back] = on_failure();
+      send_to_flow(back, std::move(reply));
+    }
+  };
+  if (transport == Transport::udp) {
+    auto* l = listener_for(Transport::udp, dst.family());
+    if (!l) return fail("no UDP listener of that address family");
+    uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+    int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
+    if (rc >= 0) return;
+    if (rc != UV_EAGAIN) return fail(uv_strerror(rc));
+    auto* req = new UdpSendReq;  // freed in the callback
+    req->data = std::move(bytes);
+    buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+    req->req.data = this;
+    rc = uv_udp_send(&req->req, &l->udp, &buf, 1, dst.sa(), [](uv_udp_send_t* r, int status) {
+      auto* self = static_cast<Server*>(r->data);
+      if (status < 0) {
+        ++self->counters_.send_failures;
+        self->log_->warn("udp send failed: {}", uv_strerror(status));
+      }
+      delete reinterpret_cast<UdpSendReq*>(r);
+    });
+    if (rc < 0) {
+      delete req;
+      fail(uv_strerror(rc));
+    }
+    return;
+  }
+  if (transport != Transport::tcp) return fail("transport not available in this version");
+  Connection* c = nullptr;
+  if (connection_hint) {
+    auto it = connections_.find(connection_hint);
+    if (it != connections_.end() && !it->second->closing) c = it->second.get();
+  }
+  if (!c) c = find_connection(dst);
+  if (!c) {
+    c = open_connection(dst);
+    if (!c) return fail("cannot open a TCP connection");
+  }
+  if (!c->connected) {
+    if (on_failure) c->on_failure.push_back(on_failure());
+    c->queued.push_back(std::move(bytes));
+    return;
+  }
+  write(*c, std::move(bytes));
+}
+
+const std::vector<Address>* Server::resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
+                                            sip::Framing framing) {
+  auto& e = dns_[host];
+  auto now = Clock::now();
+  if (e.addresses.empty() && !e.pending && e.expires < now) {
+    if (auto literal = Address::from_ip(host, 0)) {
+      e.addresses = {*literal};
+      e.expires = Clock::time_point::max();
+      return &e.addresses;
+    }
+  }
+  if (!e.pending && e.expires >= now) return &e.addresses;
+  if (!replay_bytes.empty() && e.waiters.size() < kMaxReplaysPending) {
+    e.waiters.emplace_back([this, copy = std::string(replay_bytes), in, framing] {
+      if (!shutting_down_) handle_bytes(copy, in, framing);
+    });
+  }
+  if (e.pending) return nullptr;
+  e.pending = true;
+  struct Req {
+    uv_getaddrinfo_t req{};
+    Server* server;
+    std::string host;
+  };
+  auto* req = new Req{{}, this, host};  // freed in the callback
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  int rc = uv_getaddrinfo(
+      loop_, &req->req,
+      [](uv_getaddrinfo_t* r, int status, addrinfo* res) {
+        auto* q = reinterpret_cast<Req*>(r);
+        auto* self = q->server;
+        auto& entry = self->dns_[q->host];
+        entry.pending = false;
+        entry.addresses.clear();
+        for (auto* a = res; a; a = a->ai_next)
+          if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
+            entry.addresses.push_back(Address::from_sockaddr(a->ai_addr));
+        entry.expires = Clock::now() + (entry.addresses.empty() ? kDnsNegativeTtl : kDnsTtl);
+        if (status < 0) self->log_->warn("cannot resolve {}: {}", q->host, uv_strerror(status));
+        uv_freeaddrinfo(res);
+        auto waiters = std::move(entry.waiters);
+        entry.waiters.clear();
+        delete q;
+        for (auto& w : waiters) w();
+      },
+      host.c_str(), nullptr, &hints);
+  if (rc < 0) {
+    delete req;
+    e.pending = false;
+    e.expires = now + kDnsNegativeTtl;
+    log_->warn("cannot resolve {}: {}", host, uv_strerror(rc));
+    auto waiters = std::move(e.waiters);
+    e.waiters.clear();
+    for (auto& w : waiters) w();
+  }
+  return nullptr;
+}
+
+Server::Listener* Server::listener_for(Transport t, int family) {
+  Listener* fallback = nullptr;
+  for (auto& l : listeners_) {
+    if (l->cfg.transport != t) continue;
+    if (l->bound.family() == family) return l.get();
+    if (!fallback && l->bound.family() == AF_INET6 && l->bound.is_any()) fallback = l.get();  // dual stack
+  }
+  return fallback;
+}
+
+bool Server::from_upstream(const Flow& flow) {
+  auto it = dns_.find(upstream_.host);
+  if (it == dns_.end()) return false;
+  for (const auto& a : it->second.addresses)
+    if (a.same_ip(flow.remote) && flow.remote.port() == upstream_.port) return true;
+  return false;
+}
+
+// ---- connections ----------------------------------------------------------
+
+Server::Connection* Server::find_connection(const Address& remote) {
+  auto it = connection_by_remote_.find(remote.to_string());
+  if (it == connection_by_remote_.end()) return nullptr;
+  auto c = connections_.find(it->second);
+  if (c == connections_.end() || c->second->closing) return nullptr;
+  return c->second.get();
+}
+
+Server::Connection* Server::open_connection(const Address& dst) {
+  if (connections_.size() >= cfg_.relay.max_tcp_connections) {
+    log_->warn("no new tcp connection to {}: {} connections open (relay.max_tcp_connections)", dst.to_string(),
+               connections_.size());
+    return nullptr;
+  }
+  auto* l = listener_for(Transport::tcp, dst.family());
+  auto owned = std::make_unique<Connection>();
+  owned->server = this;
+  owned->id = next_connection_id_++;
+  owned->listener = l ? l->index : 0;
+  owned->remote = dst;
+  uv_tcp_init(loop_, &owned->tcp);
+  owned->tcp.data = owned.get();
+  uv_timer_init(loop_, &owned->idle);
+  owned->idle.data = owned.get();
+  owned->open_handles = 2;
+  owned->connect_req.data = owned.get();
+  auto* c = owned.get();
+  connections_.emplace(c->id, std::move(owned));
+  connection_by_remote_[dst.to_string()] = c->id;
+  int rc = uv_tcp_connect(&c->connect_req, &c->tcp, dst.sa(), [](uv_connect_t* req, int status) {
+    auto* conn = static_cast<Connection*>(req->data);
+    auto* self = conn->server;
+    if (status < 0) {
+      // The queued requests' senders learn it now (503), not after their timers.
+      auto failures = std::move(conn->on_failure);
+      conn->on_failure.clear();
+      conn->queued.clear();
+      self->log_->warn("tcp connect to {} failed: {}", conn->remote.to_string(), uv_strerror(status));
+      self->counters_.send_failures += failures.size();
+      if (!conn->closing) self->close_connection(*conn, "connect failed");
+      for (auto& [reply, back] : failures) self->send_to_flow(back, std::move(reply));
+      return;
+    }
+    if (conn->closing) return;
+    conn->connected = true;
+    conn->on_failure.clear();
+    uv_tcp_nodelay(&conn->tcp, 1);
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), &Server::on_tcp_alloc, &Server::on_tcp_read);
+    auto queued = std::move(conn->queued);
+    conn->queued.clear();
+    for (auto& q : queued) self->write(*conn, std::move(q));
+  });
+  if (rc < 0) {
+    log_->warn("tcp connect to {} failed: {}", dst.to_string(), uv_strerror(rc));
+    close_connection(*c, "connect failed");
+    return nullptr;
+  }
+  touch(*c);
+  return c;
+}
+
+void Server::write(Connection& c, std::string bytes) {
+  auto* req = new WriteReq;  // freed in the callback
+  req->data = std::move(bytes);
+  req->req.data = &c;
+  auto buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&c.tcp), &buf, 1, [](uv_write_t* r, int status) {
+    auto* w = reinterpret_cast<WriteReq*>(r);
+    auto* conn = static_cast<Connection*>(r->data);
+    if (status < 0 && status != UV_ECANCELED && !conn->closing) {
+      ++conn->server->counters_.send_failures;
+      conn->server->close_connection(*conn, uv_strerror(status));
+    }
+    delete w;
+  });
+  if (rc < 0) {
+    delete req;
+    ++counters_.send_failures;
+    close_connection(c, uv_strerror(rc));
+    return;
+  }
+  touch(c);
+}
+
+void Server::touch(Connection& c) {
+  auto ms = static_cast<std::uint64_t>(cfg_.relay.tcp_idle_timeout.count()) * 1000;
+  uv_timer_start(
+      &c.idle,
+      [](uv_timer_t* t) {
+        auto* conn = static_cast<Connection*>(t->data);
+        conn->server->close_connection(*conn, "idle timeout");
+      },
+      ms, 0);
+}
+
+void Server::close_connection(Connection& c, const char* why) {
+  if (c.closing) return;
+  c.closing = true;
+  log_->debug("tcp connection {} with {} closed: {}", c.id, c.remote.to_string(), why);
+  auto it = connection_by_remote_.find(c.remote.to_string());
+  if (it != connection_by_remote_.end() && it->second == c.id) connection_by_remote_.erase(it);
+  auto on_close = [](uv_handle_t* h) {
+    auto* conn = static_cast<Connection*>(h->data);
+    if (--conn->open_handles == 0) conn->server->connections_.erase(conn->id);  // memory freed only here
+  };
+  uv_timer_stop(&c.idle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.idle), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), on_close);
+}
+
+// ---- diagnostics ----------------------------------------------------------
+
+void Server::observe(diag::Direction dir, const sip::Message& m, const Flow& peer) {
+  if (!observer_) return;
+  auto transport = config::to_string(peer.transport);
+  auto peer_text = peer.remote.to_string();
+  diag::Observed e{dir, from_upstream(peer) ? diag::Leg::upstream : diag::Leg::phone, std::chrono::system_clock::now(),
+                   transport, peer_text, m};
+  observer_->on_message(e);
+}
+
+std::string Server::describe(const Flow& f) const {
+  return std::string(config::to_string(f.transport)) + ":" + f.remote.to_string();
+}
+
+}  // namespace sw::proxy

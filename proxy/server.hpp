@@ -1,0 +1,112 @@
+#pragma once
+// The event loop side: listeners, connections, resolution and sends. Routing and
+// message edits are decided by the pure modules (router, forward, reply).
+#include <spdlog/logger.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "diag/observer.hpp"
+#include "proxy/bindings.hpp"
+#include "proxy/router.hpp"
+
+namespace sw::proxy {
+
+struct Counters {
+  std::uint64_t received = 0, forwarded_requests = 0, forwarded_responses = 0, replied = 0, absorbed = 0;
+  std::uint64_t dropped = 0, rejected = 0, send_failures = 0, tcp_refused = 0;
+};
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Binds every listener and logs "listening <transport> <address>"; false (after
+  // logging why) when one cannot be bound.
+  bool start();
+  // Closes every handle; uv_run then returns once their close callbacks ran.
+  void shutdown();
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct Listener;
+  struct Connection;
+  // Where a message arrived: the peer's flow and the listener that took it.
+  struct Source {
+    Flow flow;
+    std::size_t listener = 0;
+  };
+  using FailureReply = std::function<std::pair<std::string, Flow>()>;
+
+  // Receive path.
+  static void on_udp_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+  static void on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
+  static void on_tcp_connection(uv_stream_t* server, int status);
+  static void on_tcp_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+  static void on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  void drain_stream(Connection& conn);
+  void handle_bytes(std::string_view bytes, const Source& in, sip::Framing framing);
+  void handle_request(const sip::Message& m, const Source& in);
+  void handle_response(const sip::Message& m, const Source& in);
+  void reject_malformed(std::string_view bytes, const Source& in, const Error& error);
+
+  // Send path.
+  void forward_request(const sip::Message& m, const Source& in, const RequestDecision& d);
+  void send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail);
+  // Sends bytes to dst over transport; on failure (now, or when a new TCP
+  // connection cannot be made) the failure reply is built and sent back.
+  void send(Transport transport, const Address& dst, std::uint64_t connection_hint, std::string bytes,
+            const FailureReply& on_failure);
+  void send_to_flow(const Flow& flow, std::string bytes);
+  // Resolves host (IP literals at once). On a miss the message is copied and
+  // replayed once the answer is cached; returns nullptr meanwhile.
+  const std::vector<Address>* resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
+                                      sip::Framing framing);
+  Listener* listener_for(Transport t, int family);
+  bool from_upstream(const Flow& flow);
+
+  // Connections.
+  Connection* open_connection(const Address& dst);
+  Connection* find_connection(const Address& remote);
+  void write(Connection& conn, std::string bytes);
+  void close_connection(Connection& conn, const char* why);
+  void touch(Connection& conn);
+
+  void observe(diag::Direction dir, const sip::Message& m, const Flow& peer);
+  std::string describe(const Flow& f) const;
+
+  uv_loop_t* loop_;
+  config::Config cfg_;
+  std::shared_ptr<spdlog::logger> log_;
+  diag::Observer* observer_;
+  sip::ParseLimits limits_;
+  std::string secret_;  // per-process, for our To tags
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<LocalEndpoint> ours_;
+  Target upstream_;
+  BindingTable bindings_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<std::string, std::uint64_t> connection_by_remote_;
+  std::uint64_t next_connection_id_ = 1;
+  struct DnsEntry {
+    std::vector<Address> addresses;
+    Clock::time_point expires;
+    bool pending = false;
+    std::vector<std::function<void()>> waiters;
+  };
+  std::unordered_map<std::string, DnsEntry> dns_;
+  uv_timer_t housekeeping_{};
+  std::vector<char> udp_buffer_;
+  bool shutting_down_ = false;
+  Counters counters_;
+};
+
+}  // namespace sw::proxy

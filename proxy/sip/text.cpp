@@ -1,0 +1,27 @@
+#include "text.hpp"
+
+namespace sw::sip {
+
+std::optional<std::string_view> find_param(std::string_view params, std::string_view name) {
+  std::size_t i = 0;
+  while (i < params.size()) {
+    if (params[i] != ';') { ++i; continue; }
+    ++i;
+    std::size_t end = i;
+    bool in_quote = false;
+    while (end < params.size() && (in_quote || params[end] != ';')) {
+      if (params[end] == '"') in_quote = !in_quote;
+      else if (in_quote && params[end] == '\\') ++end;
+      ++end;
+    }
+    auto param = params.substr(i, std::min(end, params.size()) - i);
+    auto eq = param.find('=');
+    auto pname = trim(param.substr(0, eq));
+    if (iequals(pname, name))
+      return eq == std::string_view::npos ? std::string_view{} : trim(param.substr(eq + 1));
+    i = end;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sw::sip

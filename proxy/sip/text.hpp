@@ -1,0 +1,93 @@
+#pragma once
+// Small, allocation-free helpers for SIP text. SIP line folding (CRLF followed by
+// whitespace) counts as whitespace everywhere, so folded values need no copy.
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace sw::sip {
+
+constexpr bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+constexpr bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+constexpr std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// RFC 3261 25.1 token characters.
+constexpr bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '-': case '.': case '!': case '%': case '*': case '_':
+    case '+': case '`': case '\'': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_token_char(c)) return false;
+  return true;
+}
+
+// Parses an unsigned decimal that must fill the whole view.
+template <class T>
+std::optional<T> parse_uint(std::string_view s) {
+  T v{};
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Splits a comma-separated header value into its elements, honouring quoted
+// strings (with backslash escapes) and <...> (URIs may contain commas).
+// Calls f(std::string_view element) with each trimmed, non-empty element;
+// stops early when f returns false. Returns false if a quote or bracket is unbalanced.
+template <class F>
+bool for_each_list_item(std::string_view value, F&& f) {
+  bool in_quote = false, in_angle = false;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (in_quote) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_quote = false;
+    } else if (in_angle) {
+      if (c == '>') in_angle = false;
+    } else if (c == '"') {
+      in_quote = true;
+    } else if (c == '<') {
+      in_angle = true;
+    } else if (c == ',') {
+      auto item = trim(value.substr(start, i - start));
+      if (!item.empty() && !f(item)) return true;
+      start = i + 1;
+    }
+  }
+  if (in_quote || in_angle) return false;
+  auto item = trim(value.substr(start));
+  if (!item.empty()) f(item);
+  return true;
+}
+
+// Looks up a ;name[=value] parameter in a parameter list such as ";lr;transport=tcp".
+// Returns the value (empty for a flag) or nullopt when absent. Names compare
+// case-insensitively; quoted values are returned with their quotes.
+std::optional<std::string_view> find_param(std::string_view params, std::string_view name);
+
+}  // namespace sw::sip

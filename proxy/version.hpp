@@ -1,0 +1,4 @@
+#pragma once
+namespace sw::proxy {
+inline constexpr const char* kVersion = SIPWITNESS_VERSION;
+}

@@ -1,0 +1,104 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace sw::config {
+namespace {
+
+TEST(Config, ExampleConfigsLoad) {
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SIPWITNESS_CONFIG_DIR "/examples")) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_file(entry.path().string()));
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 3);
+}
+
+TEST(Config, DefaultsWhenEmpty) {
+  auto c = load_string("", "empty.yaml");
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[0].port, 5060);
+  EXPECT_EQ(c.diag.flow_timeout, std::chrono::seconds(32));
+  EXPECT_TRUE(c.diag.redact);
+  EXPECT_FALSE(c.challenge.enabled);
+  EXPECT_EQ(c.log.level, "info");
+}
+
+TEST(Config, ParsesValues) {
+  auto c = load_string(R"(listen:
+  - { transport: tcp, host: "::1", port: 0 }
+  - { transport: udp, host: 127.0.0.1, port: 5080, advertise: "sip.example.com:5080" }
+upstream: { uri: "sip:[2001:db8::1]:5070;transport=TCP" }
+diag: { flow_timeout: 2m, redact: false }
+relay: { tcp_idle_timeout: 1500ms, max_tcp_connections: 10 }
+log: { level: debug }
+)", "values.yaml");
+  EXPECT_EQ(c.listen[0].transport, Transport::tcp);
+  EXPECT_EQ(c.listen[0].port, 0);
+  EXPECT_EQ(c.listen[1].advertise, "sip.example.com:5080");
+  EXPECT_EQ(c.upstream.transport, Transport::tcp);
+  EXPECT_EQ(c.upstream.host, "2001:db8::1");
+  EXPECT_EQ(c.upstream.port, 5070);
+  EXPECT_EQ(c.diag.flow_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(c.relay.tcp_idle_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c.relay.max_tcp_connections, 10u);
+}
+
+TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
+  struct Row {
+    const char* yaml;
+    const char* expected;  // substring of the message
+  };
+  const Row rows[] = {
+      {"listen:\n  - { transport: udp, host: 1.2.3.4, port: 5060, bogus: 1 }\n", "bad.yaml:2:50: listen[0].bogus: unknown key"},
+      {"listen:\n  - { transport: udp, port: 99999 }\n", "bad.yaml:2:29: listen[0].port: expected an integer from 0 to 65535"},
+      {"listen:\n  - { transport: sctp }\n", "listen[0].transport: expected udp, tcp or tls"},
+      {"upstream: { uri: \"http://x\" }\n", "bad.yaml:1:18: upstream.uri: expected sip:host"},
+      {"upstream: { uri: \"sip:x;transport=tcp\" }\nlisten: [{ transport: udp }]\n", "upstream.uri: no listener with the upstream's transport (tcp)"},
+      {"diag: { flow_timeout: soon }\n", "bad.yaml:1:23: diag.flow_timeout: expected a duration"},
+      {"diag: { redact: maybe }\n", "diag.redact: expected true or false"},
+      {"log: { level: loud }\n", "log.level: expected trace"},
+      {"lgo: { level: info }\n", "bad.yaml:1:1: lgo: unknown key"},
+      {"challenge: { algorithms: [MD5, SHA-1] }\n", "challenge.algorithms[1]: expected MD5, SHA-256 or SHA-512-256"},
+      {"listen: [{ transport: udp, host: 1.2.3.4, port: 1 }\n", "bad.yaml:2:1: "},  // YAML syntax error
+      {"challenge: { enabled: true }\n", "challenge.enabled: sipwitness's own 407 challenges are not available"},
+      {"listen: [{ transport: tls }]\n", "listen[0].transport: TLS listeners are not available"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.yaml);
+    try {
+      load_string(row.yaml, "bad.yaml");
+      ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(row.expected), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Config, MissingFileIsAClearError) {
+  try {
+    load_file("/nonexistent/sipwitness.yaml");
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "/nonexistent/sipwitness.yaml: cannot read file");
+  }
+}
+
+TEST(Config, Durations) {
+  EXPECT_EQ(parse_duration("300s"), std::chrono::seconds(300));
+  EXPECT_EQ(parse_duration("32"), std::chrono::seconds(32));
+  EXPECT_EQ(parse_duration("5m"), std::chrono::seconds(300));
+  EXPECT_EQ(parse_duration("1h"), std::chrono::seconds(3600));
+  EXPECT_EQ(parse_duration("1ms"), std::chrono::seconds(1));
+  EXPECT_FALSE(parse_duration("").has_value());
+  EXPECT_FALSE(parse_duration("5 m").has_value());
+  EXPECT_FALSE(parse_duration("-5s").has_value());
+  EXPECT_FALSE(parse_duration("5d").has_value());
+}
+
+}  // namespace
+}  // namespace sw::config

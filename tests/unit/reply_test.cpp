@@ -1,0 +1,63 @@
+#include "proxy/reply.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_messages.hpp"
+
+namespace sw::proxy {
+namespace {
+
+using test::parse_ok;
+using test::sip_text;
+
+const Address kSource = *Address::from_ip("203.0.113.7", 40000);
+
+TEST(Reply, CopiesTransactionHeadersAddsTagAndReceived) {
+  auto req = parse_ok(sip_text({"OPTIONS sip:x@p SIP/2.0", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;rport",
+                                "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKb", "To: <sip:x@p>", "From: <sip:y@p>;tag=f",
+                                "Call-ID: rep1", "CSeq: 9 OPTIONS", "Max-Forwards: 0", "Content-Length: 0"}));
+  auto text = make_reply(req, kSource, 483, "Too Many Hops", "Max-Forwards \"reached\" 0", "s");
+  auto r = parse_ok(text);
+  EXPECT_FALSE(r.is_request);
+  EXPECT_EQ(r.status, 483);
+  EXPECT_EQ(r.reason, "Too Many Hops");
+  EXPECT_EQ(r.count(sip::HeaderId::Via), 2u);
+  EXPECT_EQ(r.value(sip::HeaderId::Via), "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;rport=40000;received=203.0.113.7");
+  EXPECT_EQ(r.value(sip::HeaderId::To), "<sip:x@p>;tag=" + local_tag(req, "s"));
+  EXPECT_EQ(r.value(sip::HeaderId::CSeq), "9 OPTIONS");
+  EXPECT_EQ(r.value(sip::HeaderId::CallId), "rep1");
+  EXPECT_NE(text.find("Warning: 399 sipwitness \"Max-Forwards \\\"reached\\\" 0\""), std::string::npos);
+  // Stateless but stable: a retransmission gets the same reply.
+  EXPECT_EQ(make_reply(req, kSource, 483, "Too Many Hops", "Max-Forwards \"reached\" 0", "s"), text);
+}
+
+TEST(Reply, SalvagedFromMalformedBytes) {
+  // Bad Content-Length: the message does not parse, but it can be answered.
+  auto bytes = sip_text({"INVITE sip:x@p SIP/2.0", "v: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKs", "t: <sip:x@p>",
+                         "f: <sip:y@p>;tag=1", "i: salvage1", "CSeq: 1 INVITE", "l: abc"});
+  ASSERT_FALSE(sip::parse(bytes, sip::Framing::datagram).ok());
+  auto s = sip::salvage(bytes);
+  auto text = make_reply(s, kSource, 400, "Bad Request", "Content-Length is not a number", "s");
+  auto r = parse_ok(text);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.value(sip::HeaderId::CallId), "salvage1");
+  EXPECT_EQ(r.value(sip::HeaderId::Via), "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKs;received=203.0.113.7");
+
+  struct Row {
+    const char* name;
+    std::string bytes;
+  };
+  const Row unanswerable[] = {
+      {"no Via", sip_text({"INVITE sip:x@p SIP/2.0", "To: <sip:x@p>", "Call-ID: n", "CSeq: 1 INVITE"})},
+      {"ACK", sip_text({"ACK sip:x@p SIP/2.0", "Via: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKs", "l: x"})},
+      {"a response", sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKs", "l: x"})},
+      {"garbage", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)},
+  };
+  for (const auto& row : unanswerable) {
+    SCOPED_TRACE(row.name);
+    EXPECT_EQ(make_reply(sip::salvage(row.bytes), kSource, 400, "Bad Request", "x", "s"), "");
+  }
+}
+
+}  // namespace
+}  // namespace sw::proxy
