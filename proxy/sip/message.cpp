@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <optional>
 
 #include "text.hpp"
 #include "uri.hpp"
@@ -18,6 +19,79 @@ std::size_t line_end(std::string_view s, std::size_t pos, std::size_t* break_len
   *break_len = (lf > pos && s[lf - 1] == '\r') ? 2 : 1;
   return lf + 1 - *break_len;
 }
+
+// Walks the header block one logical header at a time (continuation lines
+// folded in), so parse, frame_stream and salvage agree on folding and line ends.
+class HeaderWalker {
+ public:
+  enum class Step { header, end, incomplete, bad_line };
+  struct Raw {
+    std::string_view name;
+    std::string_view value;  // trimmed, folds inside
+    std::size_t begin = 0, end = 0;
+  };
+
+  HeaderWalker(std::string_view bytes, std::size_t pos, std::size_t max_line)
+      : bytes_(bytes), pos_(pos), max_line_(max_line) {}
+
+  // On bad_line the offending line has been consumed and error_ says why.
+  Step next(Raw& out) {
+    std::size_t brk = 0;
+    auto end = line_end(bytes_, pos_, &brk);
+    if (end == std::string_view::npos) return long_or_incomplete(bytes_.size() - pos_);
+    if (end == pos_) {
+      headers_end_ = pos_;
+      pos_ = end + brk;
+      return Step::end;
+    }
+    std::size_t begin = pos_;
+    pos_ = end + brk;
+    if (end - begin > max_line_) return bad(Errc::line_too_long, "header line over length limit");
+    auto line = bytes_.substr(begin, end - begin);
+    if (line.front() == ' ' || line.front() == '\t') return bad(Errc::bad_header, "continuation line before any header");
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) return bad(Errc::bad_header, "header line without colon");
+    auto name = line.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    if (!is_token(name)) return bad(Errc::bad_header, "header name is not a token");
+    std::size_t value_end = end;
+    // RFC 3261 7.3.1: a line starting with whitespace continues the header.
+    while (pos_ < bytes_.size() && (bytes_[pos_] == ' ' || bytes_[pos_] == '\t')) {
+      auto cont_end = line_end(bytes_, pos_, &brk);
+      if (cont_end == std::string_view::npos) return long_or_incomplete(bytes_.size() - begin);
+      if (cont_end - pos_ > max_line_) return bad(Errc::line_too_long, "header line over length limit");
+      value_end = cont_end;
+      pos_ = cont_end + brk;
+    }
+    out.name = name;
+    out.value = trim(bytes_.substr(begin + colon + 1, value_end - begin - colon - 1));
+    out.begin = begin;
+    out.end = pos_;
+    // At the end of the bytes the next line could still be a continuation; the
+    // header is filled in anyway for salvage.
+    return pos_ >= bytes_.size() ? Step::incomplete : Step::header;
+  }
+
+  std::size_t position() const { return pos_; }
+  std::size_t headers_end() const { return headers_end_; }
+  const Error& error() const { return error_; }
+
+ private:
+  Step bad(Errc code, std::string_view detail) {
+    error_ = Error{code, detail};
+    return Step::bad_line;
+  }
+  Step long_or_incomplete(std::size_t pending) {
+    if (pending > max_line_) return bad(Errc::line_too_long, "header line over length limit");
+    return Step::incomplete;
+  }
+
+  std::string_view bytes_;
+  std::size_t pos_;
+  std::size_t max_line_;
+  std::size_t headers_end_ = 0;
+  Error error_{Errc::bad_header, ""};
+};
 
 bool is_sip_version(std::string_view v) { return v == "SIP/2.0" || iequals(v, "SIP/2.0"); }
 
@@ -173,40 +247,20 @@ Result<Message> parse(std::string_view bytes, Framing framing, const ParseLimits
                      : parse_request_line(start_line, m);
   if (!started) return started.error();
 
-  std::size_t pos = first_end + brk;
+  HeaderWalker walker(bytes, first_end + brk, limits.max_line_bytes);
+  HeaderWalker::Raw raw;
   for (;;) {
-    auto end = line_end(bytes, pos, &brk);
-    if (end == std::string_view::npos) return Error{Errc::bad_header, "header block not terminated by an empty line"};
-    if (end == pos) {  // the empty line
-      m.headers_end = static_cast<std::uint32_t>(pos);
-      pos = end + brk;
-      break;
-    }
-    if (end - pos > limits.max_line_bytes) return Error{Errc::line_too_long, "header line over length limit"};
-    auto line = bytes.substr(pos, end - pos);
-    if (line.front() == ' ' || line.front() == '\t') {
-      // RFC 3261 7.3.1 folding: continues the previous header's value.
-      if (m.headers.empty()) return Error{Errc::bad_header, "continuation line before any header"};
-      auto& prev = m.headers.back();
-      auto cont = trim(line);
-      if (!cont.empty()) {
-        const char* vbegin = prev.value.empty() ? cont.data() : prev.value.data();
-        prev.value = std::string_view(vbegin, static_cast<std::size_t>(cont.data() + cont.size() - vbegin));
-      }
-      prev.end = static_cast<std::uint32_t>(end + brk);
-      pos = end + brk;
-      continue;
-    }
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) return Error{Errc::bad_header, "header line without colon"};
-    auto name = line.substr(0, colon);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    if (!is_token(name)) return Error{Errc::bad_header, "header name is not a token"};
+    auto step = walker.next(raw);
+    if (step == HeaderWalker::Step::end) break;
+    if (step == HeaderWalker::Step::incomplete)
+      return Error{Errc::bad_header, "header block not terminated by an empty line"};
+    if (step == HeaderWalker::Step::bad_line) return walker.error();
     if (m.headers.size() >= limits.max_headers) return Error{Errc::too_many_headers, "header count over limit"};
-    m.headers.push_back(Header{header_id(name), name, trim(line.substr(colon + 1)),
-                               static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(end + brk)});
-    pos = end + brk;
+    m.headers.push_back(Header{header_id(raw.name), raw.name, raw.value, static_cast<std::uint32_t>(raw.begin),
+                               static_cast<std::uint32_t>(raw.end)});
   }
+  m.headers_end = static_cast<std::uint32_t>(walker.headers_end());
+  std::size_t pos = walker.position();
 
   auto checked = check_headers(m);
   if (!checked) return checked.error();
@@ -228,32 +282,31 @@ Result<Message> parse(std::string_view bytes, Framing framing, const ParseLimits
 }
 
 Result<std::size_t> frame_stream(std::string_view buffer, const ParseLimits& limits) {
-  auto end = buffer.find("\r\n\r\n");
-  std::size_t sep = 4;
-  if (end == std::string_view::npos) {
-    if (buffer.size() > limits.max_message_bytes) return Error{Errc::too_large, "header block over size limit"};
+  std::size_t brk = 0;
+  auto first_end = line_end(buffer, 0, &brk);
+  if (first_end == std::string_view::npos) {
+    if (buffer.size() > limits.max_line_bytes) return Error{Errc::line_too_long, "start line over length limit"};
     return Error{Errc::incomplete, "need more bytes"};
   }
-  std::size_t header_len = end + sep;
-  // Find Content-Length among the header lines (full or compact name, any case).
-  std::size_t pos = buffer.find('\n');
-  std::optional<std::size_t> content_length;
-  while (pos != std::string_view::npos && pos + 1 < header_len) {
-    std::size_t start = pos + 1;
-    auto next = buffer.find('\n', start);
-    auto line = buffer.substr(start, (next == std::string_view::npos ? header_len : next) - start);
-    auto colon = line.find(':');
-    if (colon != std::string_view::npos && header_id(trim(line.substr(0, colon))) == HeaderId::ContentLength) {
-      auto v = parse_uint<std::uint32_t>(trim(line.substr(colon + 1)));
-      if (!v) return Error{Errc::bad_content_length, "Content-Length is not a non-negative integer"};
-      if (content_length && *content_length != *v)
-        return Error{Errc::bad_content_length, "conflicting Content-Length headers"};
-      content_length = *v;
+  HeaderWalker walker(buffer, first_end + brk, limits.max_line_bytes);
+  HeaderWalker::Raw raw;
+  std::optional<std::uint32_t> content_length;
+  for (;;) {
+    auto step = walker.next(raw);
+    if (step == HeaderWalker::Step::end) break;
+    if (step == HeaderWalker::Step::incomplete) {
+      if (buffer.size() > limits.max_message_bytes) return Error{Errc::too_large, "header block over size limit"};
+      return Error{Errc::incomplete, "need more bytes"};
     }
-    pos = next;
+    if (step == HeaderWalker::Step::bad_line) return walker.error();
+    if (header_id(raw.name) != HeaderId::ContentLength) continue;
+    auto v = parse_uint<std::uint32_t>(raw.value);
+    if (!v) return Error{Errc::bad_content_length, "Content-Length is not a non-negative integer"};
+    if (content_length && *content_length != *v) return Error{Errc::bad_content_length, "conflicting Content-Length headers"};
+    content_length = *v;
   }
   if (!content_length) return Error{Errc::bad_content_length, "Content-Length missing on a stream transport"};
-  std::size_t total = header_len + *content_length;
+  std::size_t total = walker.position() + *content_length;
   if (total > limits.max_message_bytes) return Error{Errc::too_large, "message over size limit"};
   if (buffer.size() < total) return Error{Errc::incomplete, "need more bytes"};
   return total;
@@ -281,20 +334,20 @@ Salvage salvage(std::string_view bytes, const ParseLimits& limits) {
   if (sp == std::string_view::npos || !is_token(start.substr(0, sp)) || iequals(start.substr(0, 4), "SIP/")) return s;
   s.is_request = true;
   s.method = start.substr(0, sp);
-  std::size_t pos = first_end + brk;
-  while (pos < bytes.size()) {
-    auto end = line_end(bytes, pos, &brk);
-    if (end == std::string_view::npos || end == pos) break;
-    auto line = bytes.substr(pos, end - pos);
-    pos = end + brk;
-    if (line.size() > limits.max_line_bytes) continue;  // never copy an oversized line into a reply
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    auto id = header_id(trim(line.substr(0, colon)));
+  HeaderWalker walker(bytes, first_end + brk, limits.max_line_bytes);
+  HeaderWalker::Raw raw;
+  while (s.headers.size() < 32) {
+    raw = {};
+    auto step = walker.next(raw);
+    if (step == HeaderWalker::Step::end) break;
+    if (step == HeaderWalker::Step::bad_line) continue;  // skip what cannot be read, keep the rest
+    bool last = step == HeaderWalker::Step::incomplete;
+    if (last && raw.end != walker.position()) break;
+    auto id = header_id(raw.name);
     if (id == HeaderId::Via || id == HeaderId::From || id == HeaderId::To || id == HeaderId::CallId ||
         id == HeaderId::CSeq)
-      s.headers.emplace_back(id, trim(line.substr(colon + 1)));
-    if (s.headers.size() >= 32) break;
+      s.headers.emplace_back(id, raw.value);
+    if (last) break;
   }
   return s;
 }

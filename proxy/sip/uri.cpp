@@ -127,6 +127,13 @@ Result<NameAddr> parse_name_addr(std::string_view text) {
     na.uri_text = trim(text.substr(0, semi));
     if (semi != std::string_view::npos) na.params = text.substr(semi);
   }
+  // Header parameters never contain an unquoted ',' or '<': that is a second
+  // value in a single-valued header (e.g. two From values).
+  bool quoted = false;
+  for (char c : na.params) {
+    if (c == '"') quoted = !quoted;
+    else if (!quoted && (c == ',' || c == '<')) return Error{Errc::bad_header, "more than one name-addr value"};
+  }
   auto uri = parse_uri(na.uri_text);
   if (!uri) return uri.error();
   na.uri = *uri;
@@ -162,18 +169,45 @@ Result<Via> parse_via(std::string_view element) {
   std::size_t before_ws = i;
   skip_ws();
   if (i == before_ws) return Error{Errc::bad_via, "no space before Via sent-by"};
+  // sent-by = host [ COLON port ], with optional whitespace around the colon.
   std::size_t start = i;
-  while (i < element.size() && element[i] != ';' && !is_ws(element[i])) ++i;
-  v.sent_by = element.substr(start, i - start);
-  auto hp = parse_host_port(v.sent_by);
-  if (!hp) return Error{Errc::bad_via, "malformed Via sent-by"};
+  if (i < element.size() && element[i] == '[') {
+    while (i < element.size() && element[i] != ']') ++i;
+    if (i < element.size()) ++i;
+  } else {
+    while (i < element.size() && element[i] != ';' && element[i] != ':' && !is_ws(element[i])) ++i;
+  }
+  auto host_text = element.substr(start, i - start);
+  std::size_t sent_by_end = i;
+  skip_ws();
+  std::string_view port_text;
+  if (i < element.size() && element[i] == ':') {
+    ++i;
+    skip_ws();
+    std::size_t port_start = i;
+    while (i < element.size() && element[i] >= '0' && element[i] <= '9') ++i;
+    port_text = element.substr(port_start, i - port_start);
+    auto port = parse_uint<std::uint16_t>(port_text);
+    if (!port || *port == 0) return Error{Errc::bad_via, "Via port out of range"};
+    v.port = *port;
+    sent_by_end = i;
+  }
+  v.sent_by = element.substr(start, sent_by_end - start);
+  auto hp = parse_host_port(host_text);
+  if (!hp || hp->port != 0) return Error{Errc::bad_via, "malformed Via sent-by"};
   v.host = hp->host;
-  v.port = hp->port;
   skip_ws();
   v.params = trim(element.substr(i));
   if (!v.params.empty() && v.params.front() != ';') return Error{Errc::bad_via, "garbage after Via sent-by"};
   // Every parameter needs a name (RFC 4475 3.1.2.1: ";;,;,," is invalid).
+  bool in_quote = false;
   for (std::size_t p = 0; p < v.params.size(); ++p) {
+    if (in_quote) {
+      if (v.params[p] == '\\') ++p;
+      else if (v.params[p] == '"') in_quote = false;
+      continue;
+    }
+    if (v.params[p] == '"') in_quote = true;
     if (v.params[p] != ';') continue;
     std::size_t first = p + 1;
     while (first < v.params.size() && is_ws(v.params[first])) ++first;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "proxy/sip/message.hpp"
@@ -100,7 +102,9 @@ std::string repeat(std::string_view s, int n) {
 }
 
 // Readable test parameter names in failure output instead of a byte dump.
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::vector<Case> valid_cases() {
   auto cases = load_manifest();
@@ -108,7 +112,9 @@ std::vector<Case> valid_cases() {
   return cases;
 }
 
-std::string load(std::string_view name) { return read_file(kTortureDir / (std::string(name) + ".sip")); }
+std::string load(std::string_view name) {
+  return read_file(kTortureDir / (std::string(name) + ".sip"));
+}
 
 // Every Via value in the message, split at commas.
 std::vector<std::string_view> via_values(const Message& m) {
@@ -130,6 +136,12 @@ std::vector<const sw::sip::Header*> headers_named(const Message& m, HeaderId id)
   return out;
 }
 
+// The header's name as written, without dereferencing a missing header.
+std::string_view name_of(const Message& m, HeaderId id) {
+  const auto* h = m.first(id);
+  return h ? h->name : std::string_view("<absent>");
+}
+
 const sw::sip::Header* header_by_name(const Message& m, std::string_view name) {
   for (const auto& h : m.headers)
     if (sw::sip::iequals(h.name, name)) return &h;
@@ -146,7 +158,8 @@ TEST(TortureManifest, ListsEveryMessageExactlyOnce) {
   for (const auto& c : cases) {
     EXPECT_FALSE(c.name.empty()) << "malformed manifest line: " << c.manifest_line;
     EXPECT_TRUE(listed.insert(c.name).second) << "listed twice: " << c.name;
-    EXPECT_TRUE(std::filesystem::exists(kTortureDir / (c.name + ".sip"))) << "no file for " << c.name;
+    EXPECT_TRUE(std::filesystem::exists(kTortureDir / (c.name + ".sip")))
+        << "no file for " << c.name;
   }
   for (const auto& entry : std::filesystem::directory_iterator(kTortureDir)) {
     if (entry.path().extension() != ".sip") continue;
@@ -185,7 +198,8 @@ TEST_P(Torture, DatagramVerdict) {
     const Message& m = r.value();
     EXPECT_EQ(m.raw.data(), bytes.data());
     EXPECT_LE(m.raw.size(), bytes.size());
-    EXPECT_EQ(m.body.data() + m.body.size(), m.raw.data() + m.raw.size()) << "body must end the message";
+    EXPECT_EQ(m.body.data() + m.body.size(), m.raw.data() + m.raw.size())
+        << "body must end the message";
     EXPECT_EQ(m.raw.substr(m.headers_end).substr(0, 2), "\r\n");
     EXPECT_FALSE(m.value(HeaderId::CallId).empty());
     if (m.is_request) {
@@ -197,7 +211,8 @@ TEST_P(Torture, DatagramVerdict) {
       ASSERT_TRUE(n.has_value()) << cl->value;
       EXPECT_EQ(m.body.size(), *n);
     } else {
-      EXPECT_EQ(m.raw.size(), bytes.size()) << "without Content-Length the body runs to the datagram end";
+      EXPECT_EQ(m.raw.size(), bytes.size())
+          << "without Content-Length the body runs to the datagram end";
     }
     // Each header line lies inside the message and ends with its line break.
     for (const auto& h : m.headers) {
@@ -253,7 +268,9 @@ TEST_P(TortureStream, AgreesWithDatagram) {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   std::string n = info.param.name;
-  std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
+  std::replace_if(
+      n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); },
+      '_');
   return n.empty() ? "malformed_" + std::to_string(info.index) : n;
 }
 
@@ -297,12 +314,12 @@ TEST(TortureSpot, WsinvShortTortuousInvite) {
   EXPECT_TRUE(m.body.starts_with("v=0\r\n"));
 
   // Header names as written, mapped case-insensitively and through compact forms.
-  EXPECT_EQ(m.first(HeaderId::To)->name, "TO");
-  EXPECT_EQ(m.first(HeaderId::From)->name, "from");
-  EXPECT_EQ(m.first(HeaderId::ContentLength)->name, "Content-Length");  // "Content-Length   :"
-  EXPECT_EQ(m.first(HeaderId::Subject)->name, "s");
+  EXPECT_EQ(name_of(m, HeaderId::To), "TO");
+  EXPECT_EQ(name_of(m, HeaderId::From), "from");
+  EXPECT_EQ(name_of(m, HeaderId::ContentLength), "Content-Length");  // "Content-Length   :"
+  EXPECT_EQ(name_of(m, HeaderId::Subject), "s");
   EXPECT_EQ(m.value(HeaderId::Subject), "");  // empty subject
-  EXPECT_EQ(m.first(HeaderId::Contact)->name, "m");
+  EXPECT_EQ(name_of(m, HeaderId::Contact), "m");
 
   // Folded values keep their continuation inside the view.
   const auto* nf = header_by_name(m, "NewFangledHeader");
@@ -326,7 +343,10 @@ TEST(TortureSpot, WsinvShortTortuousInvite) {
   for (std::size_t i = 0; i < 3; ++i) {
     SCOPED_TRACE(vias[i]);
     auto v = parse_via(vias[i]);
-    ASSERT_TRUE(v.ok()) << v.error().detail;
+    if (!v.ok()) {
+      ADD_FAILURE() << "rejected: " << v.error().detail;
+      continue;
+    }
     EXPECT_EQ(v->transport, want[i].transport);
     EXPECT_EQ(v->host, want[i].host);
     EXPECT_EQ(v->branch, want[i].branch);
@@ -386,12 +406,13 @@ TEST(TortureSpot, Esc01EscapesStayEscaped) {
   const Message& m = p.m;
   EXPECT_EQ(m.method, "INVITE");
   EXPECT_EQ(m.value(HeaderId::CallId), "esc01.239409asdfakjkn23onasd0-3234");  // compact "i"
-  EXPECT_EQ(m.first(HeaderId::ContentType)->name, "C");                       // compact, upper case
+  EXPECT_EQ(name_of(m, HeaderId::ContentType), "C");  // compact, upper case
   auto ruri = parse_uri(m.request_uri);
   ASSERT_TRUE(ruri.ok());
   EXPECT_EQ(ruri->user, "sips%3Auser%40example.com");
   EXPECT_EQ(ruri->host, "example.net");
-  auto contact = parse_name_addr(m.value(HeaderId::Contact));  // value was folded onto the next line
+  auto contact =
+      parse_name_addr(m.value(HeaderId::Contact));  // value was folded onto the next line
   ASSERT_TRUE(contact.ok()) << contact.error().detail;
   EXPECT_EQ(contact->uri.user, "cal%6Cer");
   EXPECT_EQ(contact->uri.param("%6C%72"), "");
@@ -408,7 +429,7 @@ TEST(TortureSpot, EscnullTwoContactsAndCompactLength) {
   ASSERT_EQ(contacts.size(), 2u);
   EXPECT_EQ(parse_name_addr(contacts[0]->value)->uri.user, "%00");
   EXPECT_EQ(parse_name_addr(contacts[1]->value)->uri.user, "%00%00");
-  EXPECT_EQ(m.first(HeaderId::ContentLength)->name, "L");  // "L:0", no space
+  EXPECT_EQ(name_of(m, HeaderId::ContentLength), "L");  // "L:0", no space
   EXPECT_EQ(m.value(HeaderId::ContentLength), "0");
   EXPECT_EQ(parse_name_addr(m.value(HeaderId::To))->uri.user, "null-%00-null");
 }
@@ -452,7 +473,8 @@ TEST(TortureSpot, LongreqLongValuesAndManyVias) {
   auto last = parse_via(vias[33]);
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->received, "192.0.2.5");
-  EXPECT_EQ(last->branch.size(), std::string_view("very").size() + 50 * 4 + std::string_view("branchvalue").size());
+  EXPECT_EQ(last->branch.size(),
+            std::string_view("very").size() + 50 * 4 + std::string_view("branchvalue").size());
   auto to = parse_name_addr(m.value(HeaderId::To));
   ASSERT_TRUE(to.ok()) << to.error().detail;
   EXPECT_EQ(to->uri.port, 6000);
@@ -473,8 +495,11 @@ TEST(TortureSpot, DblreqDatagramTakesOnlyTheFirstRequest) {
   EXPECT_TRUE(m.body.empty());
   EXPECT_EQ(m.raw.size(), m.headers_end + 2u);  // ends at the empty line
   EXPECT_LT(m.raw.size(), bytes.size());
-  EXPECT_EQ(m.raw.find("INVITE"), std::string_view::npos) << "the trailing INVITE must not be part of raw";
-  EXPECT_TRUE(std::string_view(bytes).substr(m.raw.size()).starts_with("INVITE sip:joe@example.com SIP/2.0\r\n"));
+  EXPECT_EQ(m.raw.find("INVITE"), std::string_view::npos)
+      << "the trailing INVITE must not be part of raw";
+  EXPECT_TRUE(std::string_view(bytes)
+                  .substr(m.raw.size())
+                  .starts_with("INVITE sip:joe@example.com SIP/2.0\r\n"));
 }
 
 TEST(TortureSpot, SemiuriSemicolonInUserPart) {
@@ -494,15 +519,17 @@ TEST(TortureSpot, SemiuriSemicolonInUserPart) {
     types.push_back(t);
     return true;
   });
-  EXPECT_EQ(types, (std::vector<std::string_view>{"application/sdp", "application/pkcs7-mime", "multipart/mixed",
-                                                   "multipart/signed", "message/sip", "message/sipfrag"}));
+  EXPECT_EQ(types, (std::vector<std::string_view>{"application/sdp", "application/pkcs7-mime",
+                                                  "multipart/mixed", "multipart/signed",
+                                                  "message/sip", "message/sipfrag"}));
 }
 
 TEST(TortureSpot, TransportsUnusualViaTransports) {
   Parsed p("transports");
   ASSERT_TRUE(p.ok);
   const Message& m = p.m;
-  EXPECT_EQ(m.value(HeaderId::CallId), "transports.kijh4akdnaqjkwendsasfdj");  // two spaces after the colon
+  EXPECT_EQ(m.value(HeaderId::CallId),
+            "transports.kijh4akdnaqjkwendsasfdj");  // two spaces after the colon
   auto vias = via_values(m);
   ASSERT_EQ(vias.size(), 5u);
   const std::string_view want[] = {"UDP", "SCTP", "TLS", "UNKNOWN", "TCP"};
@@ -518,7 +545,7 @@ TEST(TortureSpot, Mpart01BinaryBodyFramedByLength) {
   EXPECT_NE(m.body.find('\0'), std::string_view::npos) << "the DER part contains NUL octets";
   EXPECT_TRUE(m.body.starts_with("--7a9cbec02ceef655\r\n"));
   EXPECT_TRUE(m.body.ends_with("\r\n--7a9cbec02ceef655--\r\n"));
-  EXPECT_EQ(m.first(HeaderId::Identity)->value.size(), 172u);
+  EXPECT_EQ(m.value(HeaderId::Identity).size(), 172u);
   auto via = parse_via(m.value(HeaderId::Via));
   ASSERT_TRUE(via.ok());
   EXPECT_TRUE(via->has_rport);
@@ -570,7 +597,7 @@ TEST(TortureSpot, RegbadctAndRegescrtContactUriHeaders) {
   Parsed good_p("regescrt");
   ASSERT_TRUE(good_p.ok);
   const Message& good = good_p.m;
-  EXPECT_EQ(good.first(HeaderId::Contact)->name, "M");
+  EXPECT_EQ(name_of(good, HeaderId::Contact), "M");
   auto c2 = parse_name_addr(good.value(HeaderId::Contact));
   ASSERT_TRUE(c2.ok());
   EXPECT_EQ(c2->uri.headers, "Route=%3Csip:sip.example.com%3E");
