@@ -30,9 +30,9 @@ class BindingTable {
   };
   void remember_register(const std::string& branch, const sip::Message& request, const Flow& flow, Clock::time_point now);
 
-  // Applies a final response to a remembered REGISTER (by our branch). Returns
-  // the number of bindings added or refreshed.
-  std::size_t on_register_response(std::string_view branch, const sip::Message& response, Clock::time_point now);
+  // Applies a final response to a remembered REGISTER, found by the branch of
+  // the response's top Via (ours). Returns the number of bindings added or refreshed.
+  std::size_t on_register_response(const sip::Message& response, Clock::time_point now);
 
   // The flow for a Request-URI: by exact contact (user, host, port), then by AOR, then by user.
   std::optional<Flow> lookup(const sip::Uri& request_uri, Clock::time_point now) const;

@@ -6,18 +6,6 @@
 namespace sw::proxy {
 namespace {
 
-std::string_view first_via_value(const sip::Message& m, const sip::Header** header = nullptr) {
-  const auto* h = m.first(sip::HeaderId::Via);
-  if (header) *header = h;
-  if (!h) return {};
-  std::string_view first;
-  sip::for_each_list_item(h->value, [&](std::string_view item) {
-    first = item;
-    return false;
-  });
-  return first;
-}
-
 // Offsets of the list items of every header with this id, top first.
 struct Item {
   const sip::Header* header;
@@ -76,7 +64,7 @@ std::string loop_hash(const sip::Message& r) {
 }
 
 std::string compute_branch(const sip::Message& r) {
-  auto top = first_via_value(r);
+  auto top = sip::top_via(r);
   Fnv64 tx;
   auto via = sip::parse_via(top);
   if (via && via->branch.starts_with(sip::kMagicCookie)) {
@@ -155,14 +143,13 @@ std::string our_uri(const LocalEndpoint& ep, const Flow* in_flow, const Flow* ou
 
 std::string forward_request(const sip::Message& r, const Address& source, const RequestEdits& how) {
   EditList edits;
-  const sip::Header* via_header = nullptr;
-  first_via_value(r, &via_header);
+  const sip::Header* via_header = r.first(sip::HeaderId::Via);
 
   // Our Via goes on top (16.6 step 8), the sender's gets received/rport (18.2.1).
   std::string via = std::string("Via: SIP/2.0/") + transport_upper(how.out.transport) + " " + how.out.host + ":" +
                     std::to_string(how.out.port) + ";branch=" + compute_branch(r) + "\r\n";
   edits.insert(via_header->begin, std::move(via));
-  auto sender_via = first_via_value(r);
+  auto sender_via = sip::top_via(r);
   edits.replace(r.offset_of(sender_via), static_cast<std::uint32_t>(sender_via.size()),
                 via_with_received(sender_via, source));
 

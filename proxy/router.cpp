@@ -96,13 +96,17 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
     return reply(416, "Unsupported URI Scheme", "Request-URI scheme is not sip or sips");
   }
   const bool ruri_is_us = is_ours(ruri->host, ruri->port, ctx.ours);
-  if (in_dialog && !ruri_is_us) {
+  // The ACK for a non-2xx final response belongs to the INVITE transaction: it
+  // has the INVITE's Request-URI and no route set, and must take the INVITE's
+  // path (RFC 3261 17.1.1.3), which the initial-request rules below reproduce.
+  const bool ack_of_non_2xx = r.method == "ACK" && routes.empty();
+  if (in_dialog && !ruri_is_us && !ack_of_non_2xx) {
     // In-dialog without a Route of ours: the remote target is the Request-URI.
     d.target = target_from_uri(*ruri);
     return d;
   }
-  // Initial requests, and in-dialog ones whose Request-URI names us (a UA that
-  // ignored the route set, or a strict router before us), are routed by side.
+  // Initial requests, such ACKs, and in-dialog requests whose Request-URI names
+  // us (a UA that ignored the route set) are routed by side.
   // Initial request: toward a registered phone when the Request-URI names one
   // (a call from the upstream). From elsewhere only an exact contact counts: the
   // upstream may reach us on a connection of its own we cannot tell from a phone's.

@@ -380,11 +380,8 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
     return;
   }
   if (m.cseq_method == "REGISTER" && m.status >= 200) {
-    auto via = sip::parse_via(m.value(sip::HeaderId::Via));
-    if (via) {
-      auto added = bindings_.on_register_response(via->branch, m, Clock::now());
-      if (added) log_->debug("binding: {} contact(s) of {} via {}", added, m.value(sip::HeaderId::To), describe(in.flow));
-    }
+    auto added = bindings_.on_register_response(m, Clock::now());
+    if (added) log_->debug("binding: {} contact(s) of {} via {}", added, m.value(sip::HeaderId::To), describe(in.flow));
   }
   auto addresses = resolve(d.target.host, m.raw, in, sip::Framing::datagram);
   if (!addresses) return;  // replayed once resolved

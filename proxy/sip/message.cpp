@@ -81,9 +81,12 @@ class HeaderWalker {
     error_ = Error{code, detail};
     return Step::bad_line;
   }
+  // An unterminated line: too long already (consumed to the end, so a caller
+  // that skips bad lines moves on), or incomplete.
   Step long_or_incomplete(std::size_t pending) {
-    if (pending > max_line_) return bad(Errc::line_too_long, "header line over length limit");
-    return Step::incomplete;
+    if (pending <= max_line_) return Step::incomplete;
+    pos_ = bytes_.size();
+    return bad(Errc::line_too_long, "header line over length limit");
   }
 
   std::string_view bytes_;
@@ -310,6 +313,17 @@ Result<std::size_t> frame_stream(std::string_view buffer, const ParseLimits& lim
   if (total > limits.max_message_bytes) return Error{Errc::too_large, "message over size limit"};
   if (buffer.size() < total) return Error{Errc::incomplete, "need more bytes"};
   return total;
+}
+
+std::string_view top_via(const Message& m) {
+  const auto* h = m.first(HeaderId::Via);
+  if (!h) return {};
+  std::string_view first;
+  for_each_list_item(h->value, [&](std::string_view item) {
+    first = item;
+    return false;
+  });
+  return first;
 }
 
 std::string_view tag_of(std::string_view from_or_to) {

@@ -62,6 +62,10 @@ Result<std::size_t> frame_stream(std::string_view buffer, const ParseLimits& lim
 // Value of the "tag" parameter of a From/To header value, or "".
 std::string_view tag_of(std::string_view from_or_to);
 
+// The first element of the first Via header (a Via line may carry several,
+// comma-separated), or "".
+std::string_view top_via(const Message& m);
+
 }  // namespace sw::sip
 
 namespace sw::sip {

@@ -43,6 +43,13 @@ TEST(Reply, SalvagedFromMalformedBytes) {
   EXPECT_EQ(r.value(sip::HeaderId::CallId), "salvage1");
   EXPECT_EQ(r.value(sip::HeaderId::Via), "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKs;received=203.0.113.7");
 
+  // An unterminated 200 KB header line (a stream cut at the read size) is
+  // skipped; what came before it is still answerable.
+  auto huge = "OPTIONS sip:x@p SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5;branch=z9hG4bKh\r\nFrom: <sip:y@p>;tag=1\r\n"
+              "To: <sip:x@p>\r\nCall-ID: huge\r\nCSeq: 1 OPTIONS\r\nX-Big: " + std::string(200 * 1024, 'a');
+  auto huge_reply = make_reply(sip::salvage(huge), kSource, 400, "Bad Request", "line too long", "s");
+  EXPECT_EQ(parse_ok(huge_reply).value(sip::HeaderId::CallId), "huge");
+
   struct Row {
     const char* name;
     std::string bytes;

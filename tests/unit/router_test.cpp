@@ -38,11 +38,12 @@ BindingTable registered(Clock::time_point now) {
                                 "Call-ID: reg1", "CSeq: 1 REGISTER", "Contact: <sip:1001@10.0.0.5:5060>",
                                 "Content-Length: 0"}));
   t.remember_register("z9hG4bKswreg", reg, kPhone, now);
-  auto ok = parse_ok(sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKreg",
+  // The registrar echoes both Vias on one line, comma-joined (RFC 3261 7.3.1).
+  auto ok = parse_ok(sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKswreg, SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKreg",
                                "To: <sip:1001@provider.example>;tag=s", "From: <sip:1001@provider.example>;tag=r",
                                "Call-ID: reg1", "CSeq: 1 REGISTER", "Contact: <sip:1001@10.0.0.5:5060>;expires=300",
                                "Content-Length: 0"}));
-  EXPECT_EQ(t.on_register_response("z9hG4bKswreg", ok, now), 1u);
+  EXPECT_EQ(t.on_register_response(ok, now), 1u);
   return t;
 }
 
@@ -90,6 +91,9 @@ TEST(Router, RequestDecisions) {
        request("BYE", "sip:2002@192.0.2.60", "t",
                "Route: <sip:198.51.100.1:5060;lr" + phone_token + ">, <sip:192.0.2.50;lr>"),
        kPhone, false, K::forward, 0, "192.0.2.50:5060/udp", 1, false, false},
+      {"ACK for a non-2xx final response (To tag, no Route) follows its INVITE upstream",
+       request("ACK", "sip:2002@provider.example", "t"), kPhone, false, K::forward, 0, "192.0.2.50:5060/udp", 0, false,
+       false},
       {"in-dialog without Route follows the Request-URI", request("BYE", "sip:2002@192.0.2.60:5090", "t"), kPhone,
        false, K::forward, 0, "192.0.2.60:5090/udp", 0, false, false},
       {"in-dialog to our own address (UA ignored the route set) goes upstream",
@@ -191,10 +195,10 @@ TEST(Bindings, ExpiryRemovalAndCapacity) {
                                   "Call-ID: reg1", "CSeq: 2 REGISTER", "Contact: <sip:1001@10.0.0.5:5060>;expires=0",
                                   "Content-Length: 0"}));
   t.remember_register("z9hG4bKswu", unreg, kPhone, now);
-  auto ok = parse_ok(sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKu",
+  auto ok = parse_ok(sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKswu", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKu",
                                "To: <sip:1001@provider.example>;tag=s", "From: <sip:1001@provider.example>;tag=r",
                                "Call-ID: reg1", "CSeq: 2 REGISTER", "Content-Length: 0"}));
-  EXPECT_EQ(t.on_register_response("z9hG4bKswu", ok, now), 0u);
+  EXPECT_EQ(t.on_register_response(ok, now), 0u);
   EXPECT_FALSE(t.lookup(contact, now).has_value());
 
   // A 401 creates nothing; the pending entry is consumed.
@@ -204,10 +208,10 @@ TEST(Bindings, ExpiryRemovalAndCapacity) {
                                 "Content-Length: 0"}));
   t.remember_register("z9hG4bKswc", reg, kPhone, now);
   EXPECT_EQ(t.pending(), 1u);
-  auto challenge = parse_ok(sip_text({"SIP/2.0 401 Unauthorized", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKc",
+  auto challenge = parse_ok(sip_text({"SIP/2.0 401 Unauthorized", "Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKswc", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKc",
                                       "To: <sip:1001@provider.example>;tag=s", "From: <sip:1001@provider.example>;tag=r",
                                       "Call-ID: reg1", "CSeq: 3 REGISTER", "Content-Length: 0"}));
-  EXPECT_EQ(t.on_register_response("z9hG4bKswc", challenge, now), 0u);
+  EXPECT_EQ(t.on_register_response(challenge, now), 0u);
   EXPECT_EQ(t.pending(), 0u);
 
   // Capacity: the binding closest to expiry makes room, and it is counted.
@@ -218,11 +222,11 @@ TEST(Bindings, ExpiryRemovalAndCapacity) {
                           "CSeq: 1 REGISTER", "Contact: <sip:u" + std::to_string(i) + "@10.0.0.5>", "Content-Length: 0"});
     auto r = parse_ok(text);
     small.remember_register("b" + std::to_string(i), r, kPhone, now);
-    auto resp_text = sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKcap",
+    auto resp_text = sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 198.51.100.1;branch=b" + std::to_string(i), "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKcap",
                                "To: <sip:u" + std::to_string(i) + "@p>;tag=s", "From: <sip:u@p>;tag=r", "Call-ID: cap",
                                "CSeq: 1 REGISTER", "Contact: <sip:u" + std::to_string(i) + "@10.0.0.5>;expires=60",
                                "Content-Length: 0"});
-    small.on_register_response("b" + std::to_string(i), parse_ok(resp_text), now);
+    small.on_register_response(parse_ok(resp_text), now);
   }
   EXPECT_EQ(small.size(), 1u);
   EXPECT_EQ(small.evictions(), 1u);

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Command line contract: --version, --help, `run --config F --check` and the
+exit code 2 + `file:line:col: key.path: message` diagnostics for bad configs."""
+
+import re
+import socket
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import HOST, SANITIZER_MARKERS, E2ETestCase, sipwitness_binary  # noqa: E402
+
+GOOD = """\
+listen:
+  - { transport: udp, host: 127.0.0.1, port: 0 }
+  - { transport: tcp, host: 127.0.0.1, port: 0 }
+upstream: { uri: "sip:127.0.0.1:5099;transport=udp" }
+log: { level: debug }
+"""
+
+
+class Cli(E2ETestCase):
+    def sw(self, *args, timeout=20):
+        binary = sipwitness_binary()
+        self.assertTrue(Path(binary).exists(), f"binary not found: {binary} (set SIPWITNESS_BIN)")
+        p = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout,
+                           cwd=self.tmp, stdin=subprocess.DEVNULL)
+        for marker in SANITIZER_MARKERS:
+            self.assertNotIn(marker, p.stderr, f"sanitizer report for {args}:\n{p.stderr}")
+        self.assertGreaterEqual(p.returncode, 0, f"{args} died from signal {-p.returncode}\n{p.stderr}")
+        return p
+
+    def write(self, name, text):
+        path = self.tmp / name
+        path.write_text(text)
+        return path
+
+    def assertConfigError(self, text, key_path, line, name="bad.yaml"):
+        path = self.write(name, text)
+        p = self.sw("run", "--config", str(path), "--check")
+        self.assertEqual(p.returncode, 2, f"bad config must exit 2\nstdout:{p.stdout}\nstderr:{p.stderr}")
+        # file:line:col: key.path: message (the file as given on the command line)
+        pattern = rf"{re.escape(str(path))}:{line}:\d+: {re.escape(key_path)}: \S"
+        self.assertRegex(p.stderr, pattern,
+                         f"expected `{path}:{line}:COL: {key_path}: message` on stderr")
+        return p
+
+    # -- version / help ----------------------------------------------------------
+    def test_version(self):
+        p = self.sw("--version")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout + p.stderr, r"\d+\.\d+\.\d+")
+
+    def test_help(self):
+        p = self.sw("--help")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("run", p.stdout)
+        p = self.sw("run", "--help")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("--config", p.stdout)
+        self.assertIn("--check", p.stdout)
+
+    def test_bad_usage_exits_2(self):
+        self.assertEqual(self.sw("no-such-subcommand").returncode, 2)
+        good = self.write("good.yaml", GOOD)
+        self.assertEqual(self.sw("run", "--config", str(good), "--check", "--no-such-flag").returncode, 2)
+
+    # -- --check -----------------------------------------------------------------------
+    def test_check_good_config(self):
+        good = self.write("good.yaml", GOOD)
+        p = self.sw("run", "--config", str(good), "--check")
+        self.assertEqual(p.returncode, 0, f"stdout:{p.stdout}\nstderr:{p.stderr}")
+
+    def test_check_minimal_config(self):
+        # every key has a default, so an empty mapping is a valid config
+        path = self.write("empty.yaml", "{}\n")
+        p = self.sw("run", "--config", str(path), "--check")
+        self.assertEqual(p.returncode, 0, f"stdout:{p.stdout}\nstderr:{p.stderr}")
+
+    def test_unknown_key_in_listen(self):
+        self.assertConfigError(
+            "listen:\n"
+            "  - { transport: udp, host: 127.0.0.1, port: 0, bogus: 1 }\n"
+            'upstream: { uri: "sip:127.0.0.1:5099;transport=udp" }\n',
+            "listen[0].bogus", 2)
+
+    def test_unknown_key_second_listener(self):
+        self.assertConfigError(
+            "listen:\n"
+            "  - { transport: udp, host: 127.0.0.1, port: 0 }\n"
+            "  - transport: tcp\n"
+            "    host: 127.0.0.1\n"
+            "    prot: 5060\n"
+            'upstream: { uri: "sip:127.0.0.1:5099;transport=udp" }\n',
+            "listen[1].prot", 5)
+
+    def test_unknown_top_level_key(self):
+        self.assertConfigError(GOOD + "bogus_top: 1\n", "bogus_top", 6)
+
+    def test_port_out_of_range(self):
+        self.assertConfigError(
+            "listen:\n"
+            "  - { transport: udp, host: 127.0.0.1, port: 99999 }\n"
+            'upstream: { uri: "sip:127.0.0.1:5099;transport=udp" }\n',
+            "listen[0].port", 2)
+
+    def test_bad_transport_value(self):
+        self.assertConfigError(
+            "listen:\n"
+            "  - { transport: carrier-pigeon, host: 127.0.0.1, port: 0 }\n",
+            "listen[0].transport", 2)
+
+    def test_bad_log_level(self):
+        self.assertConfigError(GOOD.replace("level: debug", "level: loud"), "log.level", 5)
+
+    def test_yaml_syntax_error(self):
+        path = self.write("broken.yaml", "listen: [ { transport: udp\n")
+        p = self.sw("run", "--config", str(path), "--check")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stderr, rf"{re.escape(str(path))}:\d+:\d+: ")
+
+    def test_run_with_bad_config_exits_2(self):
+        path = self.write("bad.yaml", "listen:\n  - { transport: udp, host: 127.0.0.1, port: 0, bogus: 1 }\n")
+        p = self.sw("run", "--config", str(path))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("listen[0].bogus", p.stderr)
+
+    def test_port_in_use_exits_1(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+            busy.bind((HOST, 0))
+            port = busy.getsockname()[1]
+            path = self.write("busy.yaml", GOOD.replace(
+                "  - { transport: udp, host: 127.0.0.1, port: 0 }",
+                f"  - {{ transport: udp, host: 127.0.0.1, port: {port} }}"))
+            p = self.sw("run", "--config", str(path))
+        self.assertEqual(p.returncode, 1, f"a runtime failure (port in use) must exit 1\n{p.stderr}")
+        self.assertIn(str(port), p.stdout + p.stderr)
+
+    def test_missing_config_file(self):
+        p = self.sw("run", "--config", str(self.tmp / "does-not-exist.yaml"), "--check")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("does-not-exist.yaml", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
