@@ -124,7 +124,8 @@ Upstream read_upstream(const Reader& r, const YAML::Node& n) {
 }
 
 void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
-  r.check_keys(n, "challenge", {"enabled", "realm", "methods", "nonce_ttl", "algorithms", "users"});
+  r.check_keys(n, "challenge", {"enabled", "realm", "methods", "nonce_ttl", "algorithms", "users", "secret",
+                                "max_failures", "failure_window", "block_time"});
   if (n["enabled"]) c.enabled = r.boolean(n["enabled"], "challenge.enabled");
   if (n["realm"]) c.realm = r.str(n["realm"], "challenge.realm");
   if (n["methods"]) c.methods = r.strings(n["methods"], "challenge.methods");
@@ -139,8 +140,15 @@ void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
     }
   }
   if (n["users"]) c.users = r.str(n["users"], "challenge.users");
-  if (c.enabled)
-    r.fail(n["enabled"], "challenge.enabled", "sipwitness's own 407 challenges are not available in this version");
+  if (n["secret"]) c.secret = r.str(n["secret"], "challenge.secret");
+  if (n["max_failures"])
+    c.max_failures = static_cast<std::uint32_t>(r.number(n["max_failures"], "challenge.max_failures", 1, 1000000));
+  if (n["failure_window"]) c.failure_window = r.duration(n["failure_window"], "challenge.failure_window");
+  if (n["block_time"]) c.block_time = r.duration(n["block_time"], "challenge.block_time");
+  if (c.methods.empty()) r.fail(n["methods"], "challenge.methods", "expected at least one method");
+  if (c.algorithms.empty()) r.fail(n["algorithms"], "challenge.algorithms", "expected at least one algorithm");
+  if (c.nonce_ttl.count() == 0) r.fail(n["nonce_ttl"], "challenge.nonce_ttl", "must be at least 1s");
+  if (c.enabled && c.users.empty()) r.fail(n, "challenge.users", "a users file is required when challenge.enabled is true");
 }
 
 void read_diag(const Reader& r, const YAML::Node& n, Diag& d) {
@@ -209,6 +217,13 @@ Config read(const YAML::Node& root, const Reader& r) {
         r.fail(root["log"]["level"], "log.level", "expected trace, debug, info, warn, error, critical or off");
     }
   }
+  // Files named in the config are relative to the config file's folder.
+  auto relative = [&](std::string& path) {
+    if (path.empty() || path.front() == '/' || r.file().find('/') == std::string::npos) return;
+    path = r.file().substr(0, r.file().rfind('/') + 1) + path;
+  };
+  relative(c.challenge.users);
+  relative(c.diag.known_credentials);
   bool has_upstream_transport = false;
   for (const auto& l : c.listen) has_upstream_transport = has_upstream_transport || l.transport == c.upstream.transport;
   if (!has_upstream_transport)
@@ -237,6 +252,52 @@ Config load(const std::function<YAML::Node()>& parse, const std::string& name) {
 }
 
 }  // namespace
+
+std::vector<UserRecord> load_users(const std::string& path) {
+  Reader r(path);
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(path + ": cannot read file");
+  } catch (const YAML::Exception& e) {
+    std::string where = path;
+    if (!e.mark.is_null()) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+    throw ConfigError(where + ": " + e.msg);
+  }
+  std::vector<UserRecord> users;
+  if (!root || root.IsNull()) return users;
+  r.check_keys(root, "", {"users"});
+  const auto& list = root["users"];
+  if (!list || !list.IsSequence()) r.fail(list ? list : root, "users", "expected a list of users");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    auto path_i = "users[" + std::to_string(i) + "]";
+    const auto& n = list[i];
+    r.check_keys(n, path_i, {"username", "realm", "password", "ha1"});
+    UserRecord u;
+    if (!n["username"]) r.fail(n, path_i + ".username", "required");
+    u.username = r.str(n["username"], path_i + ".username");
+    if (u.username.empty()) r.fail(n["username"], path_i + ".username", "must not be empty");
+    if (n["realm"]) u.realm = r.str(n["realm"], path_i + ".realm");
+    if (n["password"]) u.password = r.str(n["password"], path_i + ".password");
+    if (n["ha1"]) {
+      const auto& h = n["ha1"];
+      r.check_keys(h, path_i + ".ha1", {"MD5", "SHA-256", "SHA-512-256"});
+      for (auto it = h.begin(); it != h.end(); ++it) {
+        auto alg = it->first.as<std::string>();
+        auto hex = r.str(it->second, path_i + ".ha1." + alg);
+        std::size_t want = alg == "MD5" ? 32 : 64;
+        bool is_hex = hex.size() == want && hex.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+        if (!is_hex) r.fail(it->second, path_i + ".ha1." + alg, "expected " + std::to_string(want) + " hex digits");
+        for (auto& ch : hex) ch = sip::ascii_lower(ch);
+        u.ha1.emplace_back(alg, hex);
+      }
+    }
+    if (u.password.empty() && u.ha1.empty()) r.fail(n, path_i, "needs a password or an ha1");
+    users.push_back(std::move(u));
+  }
+  return users;
+}
 
 Config load_file(const std::string& path) {
   return load([&] { return YAML::LoadFile(path); }, path);

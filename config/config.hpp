@@ -34,9 +34,24 @@ struct Challenge {
   std::string realm = "sipwitness";
   std::vector<std::string> methods{"REGISTER", "INVITE"};
   std::chrono::seconds nonce_ttl{300};
-  std::vector<std::string> algorithms{"SHA-256", "MD5"};
-  std::string users;
+  std::vector<std::string> algorithms{"SHA-256", "MD5"};  // offered in this order (RFC 8760)
+  std::string users;           // users file, relative paths from the config file's folder
+  std::string secret;          // nonce HMAC secret; "" = random at start
+  std::uint32_t max_failures = 5;             // wrong answers from one source before 403
+  std::chrono::seconds failure_window{60};    // ...within this window
+  std::chrono::seconds block_time{60};        // then 403 for this long
 };
+
+// One entry of a users / known-credentials file.
+struct UserRecord {
+  std::string username;
+  std::string realm;     // "" = the challenge realm
+  std::string password;  // "" when only HA1s are given
+  std::vector<std::pair<std::string, std::string>> ha1;  // algorithm name ("MD5", "SHA-256", "SHA-512-256") -> hex
+};
+
+// Loads a users file (`users: [...]`); throws ConfigError with file:line:column and key path.
+std::vector<UserRecord> load_users(const std::string& path);
 
 struct Diag {
   std::string verdict_log = "verdicts.jsonl";

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 
 namespace sw::config {
@@ -12,7 +15,10 @@ TEST(Config, ExampleConfigsLoad) {
   for (const auto& entry : std::filesystem::directory_iterator(SIPWITNESS_CONFIG_DIR "/examples")) {
     if (entry.path().extension() != ".yaml") continue;
     SCOPED_TRACE(entry.path().string());
-    EXPECT_NO_THROW(load_file(entry.path().string()));
+    if (entry.path().filename().string().starts_with("users"))
+      EXPECT_FALSE(load_users(entry.path().string()).empty());
+    else
+      EXPECT_NO_THROW(load_file(entry.path().string()));
     ++loaded;
   }
   EXPECT_GE(loaded, 3);
@@ -65,7 +71,8 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       {"lgo: { level: info }\n", "bad.yaml:1:1: lgo: unknown key"},
       {"challenge: { algorithms: [MD5, SHA-1] }\n", "challenge.algorithms[1]: expected MD5, SHA-256 or SHA-512-256"},
       {"listen: [{ transport: udp, host: 1.2.3.4, port: 1 }\n", "bad.yaml:2:1: "},  // YAML syntax error
-      {"challenge: { enabled: true }\n", "challenge.enabled: sipwitness's own 407 challenges are not available"},
+      {"challenge: { enabled: true }\n", "challenge.users: a users file is required when challenge.enabled is true"},
+      {"challenge: { max_failures: 0 }\n", "challenge.max_failures: expected an integer from 1"},
       {"listen: [{ transport: tls }]\n", "listen[0].transport: TLS listeners are not available"},
   };
   for (const auto& row : rows) {
@@ -77,6 +84,53 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       EXPECT_NE(std::string(e.what()).find(row.expected), std::string::npos) << e.what();
     }
   }
+}
+
+TEST(Config, UsersFile) {
+  auto dir = std::filesystem::temp_directory_path() / ("sipwitness-users-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    auto path = (dir / name).string();
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return path;
+  };
+  auto good = write("good.yaml", R"(users:
+  - { username: "1001", password: "secret1001" }
+  - { username: "1002", realm: acme.test, ha1: { MD5: "0123456789ABCDEF0123456789abcdef" } }
+)");
+  auto users = load_users(good);
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0].password, "secret1001");
+  EXPECT_EQ(users[1].realm, "acme.test");
+  ASSERT_EQ(users[1].ha1.size(), 1u);
+  EXPECT_EQ(users[1].ha1[0].second, "0123456789abcdef0123456789abcdef");  // normalised to lower case
+
+  struct Row {
+    const char* text;
+    const char* expected;
+  };
+  const Row rows[] = {
+      {"users:\n  - { username: \"1\" }\n", ":2:5: users[0]: needs a password or an ha1"},
+      {"users:\n  - { username: \"1\", ha1: { MD5: \"abc\" } }\n", "users[0].ha1.MD5: expected 32 hex digits"},
+      {"users:\n  - { username: \"1\", ha1: { SHA-1: \"abc\" } }\n", "users[0].ha1.SHA-1: unknown key"},
+      {"users:\n  - { password: \"x\" }\n", "users[0].username: required"},
+      {"people: []\n", ":1:1: people: unknown key"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.text);
+    try {
+      load_users(write("bad.yaml", row.text));
+      ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(row.expected), std::string::npos) << e.what();
+    }
+  }
+  // The users path is taken relative to the config file.
+  auto cfg = write("sw.yaml", "challenge: { enabled: true, users: good.yaml }\n");
+  EXPECT_EQ(load_file(cfg).challenge.users, (dir / "good.yaml").string());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Config, MissingFileIsAClearError) {

@@ -1,0 +1,193 @@
+#include "challenger.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+
+#include "proxy/sip/text.hpp"
+#include "proxy/sip/uri.hpp"
+
+namespace sw::auth {
+namespace {
+
+constexpr auto kTransactionLifetime = std::chrono::seconds(32);  // 64*T1: retransmissions stop by then
+constexpr std::size_t kMaxRemembered = 65536;
+constexpr std::size_t kMaxSources = 65536;
+
+std::string branch_of(const sip::Message& m) {
+  auto via = sip::parse_via(sip::top_via(m));
+  return via ? std::string(via->branch) + "|" + std::string(via->sent_by) : std::string();
+}
+
+// nc is exactly 8 hex digits (RFC 7616 3.4); parse_credentials checked the form.
+std::optional<std::uint32_t> parse_nc(std::string_view nc) {
+  std::uint32_t value = 0;
+  auto [end, ec] = std::from_chars(nc.data(), nc.data() + nc.size(), value, 16);
+  if (nc.size() != 8 || ec != std::errc{} || end != nc.data() + nc.size()) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+Challenger::Challenger(ChallengerSettings settings, std::string secret, std::shared_ptr<const CredentialStore> store)
+    : settings_(std::move(settings)),
+      nonces_(secret, settings_.nonce_ttl),
+      opaque_(hash_hex(Algorithm::md5, "opaque:" + secret).substr(0, 16)),
+      store_(std::move(store)) {}
+
+const sip::Header* Challenger::our_credentials(const sip::Message& request, Credentials* out) const {
+  for (const auto& h : request.headers) {
+    if (h.id != sip::HeaderId::ProxyAuthorization) continue;
+    auto creds = parse_credentials(h.value);
+    if (creds && unquote(creds->realm) == settings_.realm) {
+      *out = *creds;
+      return &h;
+    }
+  }
+  return nullptr;
+}
+
+Challenger::Decision Challenger::challenge(std::string_view nonce, bool stale, const char* reason) const {
+  Decision d;
+  d.kind = Decision::Kind::challenge;
+  d.stale = stale;
+  d.reason = reason;
+  for (auto a : settings_.algorithms) {
+    Challenge c;
+    c.realm = settings_.realm;
+    c.nonce = std::string(nonce);
+    c.opaque = opaque_;
+    c.algorithm = a;
+    c.algorithm_given = true;
+    c.qops = {Qop::auth};
+    c.stale = stale;
+    d.headers += "Proxy-Authenticate: " + format_challenge(c) + "\r\n";
+  }
+  return d;
+}
+
+Challenger::Decision Challenger::fail(const char* reason, std::string user, std::string_view source,
+                                      std::string_view nonce, TimePoint now) {
+  ++stats_.failures;
+  if (sources_.size() >= kMaxSources && !sources_.count(std::string(source))) purge(now);
+  auto& s = sources_[std::string(source)];
+  if (now - s.window_start > settings_.failure_window) {
+    s.failures = 0;
+    s.window_start = now;
+  }
+  ++s.failures;
+  if (s.failures >= settings_.max_failures) {
+    s.blocked_until = now + settings_.block_time;
+    ++stats_.blocks;
+    ++stats_.forbidden;
+    Decision d;
+    d.kind = Decision::Kind::forbid;
+    d.reason = reason;
+    d.user = std::move(user);
+    d.failures = s.failures;
+    d.newly_blocked = true;
+    return d;
+  }
+  ++stats_.challenges;
+  auto d = challenge(nonce, false, reason);
+  d.user = std::move(user);
+  d.failures = s.failures;
+  return d;
+}
+
+Challenger::Decision Challenger::check(const sip::Message& r, std::string_view source, TimePoint now) {
+  Decision pass;
+  // RFC 3261 22.1: ACK and CANCEL cannot be challenged; in-dialog requests
+  // were authorised with the dialog.
+  if (r.method == "ACK" || r.method == "CANCEL") return pass;
+  if (std::find(settings_.methods.begin(), settings_.methods.end(), r.method) == settings_.methods.end()) return pass;
+  if (!sip::tag_of(r.value(sip::HeaderId::To)).empty()) return pass;
+
+  auto key = branch_of(r);
+  if (auto it = recent_.find(key); it != recent_.end() && now - it->second.at < kTransactionLifetime) {
+    Decision d;
+    d.kind = it->second.kind;
+    d.stale = it->second.stale;
+    d.headers = it->second.headers;
+    d.reason = it->second.reason;
+    d.user = it->second.user;
+    Credentials creds;
+    if (d.kind == Decision::Kind::accept) d.ours = our_credentials(r, &creds);
+    if (d.kind != Decision::Kind::accept || d.ours) return d;
+  }
+
+  auto decide = [&]() -> Decision {
+    if (auto it = sources_.find(std::string(source)); it != sources_.end() && it->second.blocked_until > now) {
+      ++stats_.forbidden;
+      Decision d;
+      d.kind = Decision::Kind::forbid;
+      d.reason = "source blocked after repeated authentication failures";
+      d.failures = it->second.failures;
+      return d;
+    }
+    auto fresh = nonces_.issue(settings_.realm, now);
+    Credentials creds;
+    const auto* ours = our_credentials(r, &creds);
+    if (!ours) {
+      ++stats_.challenges;
+      return challenge(fresh, false, "no credentials for our realm");
+    }
+    auto algorithm = creds.algorithm.value_or(Algorithm::md5);
+    if (std::find(settings_.algorithms.begin(), settings_.algorithms.end(), algorithm) == settings_.algorithms.end()) {
+      ++stats_.challenges;
+      return challenge(fresh, false, "algorithm not offered");
+    }
+    auto nonce = unquote(creds.nonce);
+    auto checked = nonces_.verify(nonce, settings_.realm, now);
+    if (checked.status != NonceIssuer::Status::valid) {
+      ++stats_.challenges;
+      // A nonce we cannot verify is most likely from before a restart: stale,
+      // so the client retries with the same password instead of giving up.
+      return challenge(fresh, true,
+                       checked.status == NonceIssuer::Status::expired ? "nonce expired" : "nonce not issued by this instance");
+    }
+    if (creds.qop != Qop::none) {
+      auto nc = parse_nc(creds.nc);
+      if (!nc || !counts_.accept(nonce, *nc)) {
+        ++stats_.challenges;
+        return challenge(fresh, true, "nonce count reused (replay)");
+      }
+    }
+    std::string user = unquote(creds.username);
+    if (creds.userhash) {
+      auto found = store_ ? store_->user_for_hash(user, settings_.realm, algorithm) : std::nullopt;
+      if (!found) return fail("unknown user (userhash)", user, source, fresh, now);
+      user = *found;
+    }
+    auto ha1 = store_ ? store_->ha1(user, settings_.realm, algorithm) : std::nullopt;
+    if (!ha1) return fail("unknown user", user, source, fresh, now);
+    auto uri = unquote(creds.uri);
+    auto cnonce = unquote(creds.cnonce);
+    DigestInput in{algorithm, *ha1, nonce, cnonce, creds.nc, creds.qop, r.method, uri, r.body};
+    if (!equal_constant_time(compute_response(in), unquote(creds.response)))
+      return fail("wrong password", user, source, fresh, now);
+    sources_.erase(std::string(source));
+    ++stats_.accepted;
+    Decision d;
+    d.kind = Decision::Kind::accept;
+    d.ours = ours;
+    d.user = std::move(user);
+    d.reason = "credentials valid";
+    return d;
+  };
+  auto d = decide();
+  if (!key.empty()) {
+    if (recent_.size() >= kMaxRemembered) purge(now);
+    if (recent_.size() < kMaxRemembered) recent_[key] = Remembered{d.kind, d.stale, d.headers, d.reason, d.user, now};
+  }
+  return d;
+}
+
+void Challenger::purge(TimePoint now) {
+  std::erase_if(recent_, [&](const auto& kv) { return now - kv.second.at >= kTransactionLifetime; });
+  std::erase_if(sources_, [&](const auto& kv) {
+    return kv.second.blocked_until <= now && now - kv.second.window_start > settings_.failure_window;
+  });
+}
+
+}  // namespace sw::auth

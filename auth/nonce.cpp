@@ -1,0 +1,208 @@
+#include "nonce.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <algorithm>
+#include <array>
+
+namespace sw::auth {
+
+namespace {
+
+// Layout of the decoded nonce: issue time (seconds since the epoch, big-endian)
+// then the truncated MAC. 24 bytes encode to exactly 32 base64url characters
+// with no padding and no spare bits, so every nonce has one spelling only.
+constexpr std::size_t kTimeBytes = 8;
+constexpr std::size_t kMacBytes = 16;  // 128-bit truncated HMAC-SHA256 (RFC 2104 5: at least half)
+constexpr std::size_t kRawBytes = kTimeBytes + kMacBytes;
+constexpr std::size_t kNonceChars = kRawBytes / 3 * 4;
+static_assert(kRawBytes % 3 == 0);
+
+// A nonce up to this far in the future still counts: instances sharing a
+// secret (lab mode, restarts on another host) may disagree on the clock a little.
+constexpr std::int64_t kFutureSkewSeconds = 5;
+
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int base64url_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+std::string base64url_encode(const std::array<unsigned char, kRawBytes>& in) {
+  std::string out;
+  out.reserve(kNonceChars);
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    std::uint32_t v = std::uint32_t{in[i]} << 16 | std::uint32_t{in[i + 1]} << 8 | in[i + 2];
+    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kBase64Url[(v >> shift) & 0x3f]);
+  }
+  return out;
+}
+
+bool base64url_decode(std::string_view in, std::array<unsigned char, kRawBytes>& out) {
+  if (in.size() != kNonceChars) return false;
+  for (std::size_t i = 0, o = 0; i < in.size(); i += 4, o += 3) {
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      int d = base64url_value(in[i + k]);
+      if (d < 0) return false;
+      v = v << 6 | static_cast<std::uint32_t>(d);
+    }
+    out[o] = static_cast<unsigned char>(v >> 16);
+    out[o + 1] = static_cast<unsigned char>(v >> 8);
+    out[o + 2] = static_cast<unsigned char>(v);
+  }
+  return true;
+}
+
+void put_u64(std::uint64_t v, unsigned char* out) {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<unsigned char>(v);
+    v >>= 8;
+  }
+}
+
+std::uint64_t get_u64(const unsigned char* in) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | in[i];
+  return v;
+}
+
+void put_u32(std::uint32_t v, unsigned char* out) {
+  for (int i = 3; i >= 0; --i) {
+    out[i] = static_cast<unsigned char>(v);
+    v >>= 8;
+  }
+}
+
+std::int64_t epoch_seconds(NonceIssuer::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+// One HMAC context per thread, with the digest set once: EVP_MAC_init then
+// only re-keys it, instead of fetching HMAC and SHA-256 on every nonce.
+EVP_MAC_CTX* thread_hmac() {
+  struct Holder {
+    EVP_MAC_CTX* ctx = nullptr;
+    Holder() {
+      EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+      if (mac == nullptr) return;
+      ctx = EVP_MAC_CTX_new(mac);
+      EVP_MAC_free(mac);  // the context keeps its own reference
+      if (ctx == nullptr) return;
+      char digest[] = "SHA2-256";
+      OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                             OSSL_PARAM_construct_end()};
+      if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = nullptr;
+      }
+    }
+    Holder(const Holder&) = delete;
+    Holder& operator=(const Holder&) = delete;
+    ~Holder() { EVP_MAC_CTX_free(ctx); }
+  };
+  thread_local Holder holder;
+  return holder.ctx;
+}
+
+}  // namespace
+
+NonceIssuer::NonceIssuer(std::string secret, std::chrono::seconds ttl)
+    : secret_(std::move(secret)), ttl_(ttl) {}
+
+// HMAC-SHA256(secret, time || len(realm) || realm || source), truncated. The
+// length prefix keeps ("ab", "c") and ("a", "bc") apart. Empty on failure,
+// which verify() treats as a mismatch.
+std::string NonceIssuer::mac(std::uint64_t issued, std::string_view realm,
+                             std::string_view source) const {
+  EVP_MAC_CTX* ctx = thread_hmac();
+  if (ctx == nullptr) return {};
+  // OpenSSL wants a non-null key pointer even for an empty secret.
+  static const unsigned char empty_key = 0;
+  const auto* key =
+      secret_.empty() ? &empty_key : reinterpret_cast<const unsigned char*>(secret_.data());
+  std::array<unsigned char, kTimeBytes + 4> head{};
+  put_u64(issued, head.data());
+  put_u32(static_cast<std::uint32_t>(realm.size()), head.data() + kTimeBytes);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> full{};
+  std::size_t len = 0;
+  if (EVP_MAC_init(ctx, key, secret_.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx, head.data(), head.size()) != 1 ||
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(realm.data()), realm.size()) !=
+          1 ||
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(source.data()), source.size()) !=
+          1 ||
+      EVP_MAC_final(ctx, full.data(), &len, full.size()) != 1 || len < kMacBytes)
+    return {};
+  return std::string(reinterpret_cast<const char*>(full.data()), kMacBytes);
+}
+
+std::string NonceIssuer::issue(std::string_view realm, TimePoint now,
+                               std::string_view source) const {
+  const auto issued = static_cast<std::uint64_t>(epoch_seconds(now));
+  std::array<unsigned char, kRawBytes> raw{};
+  put_u64(issued, raw.data());
+  std::string tag = mac(issued, realm, source);
+  // On an OpenSSL failure the MAC part stays zero: the nonce then never verifies.
+  std::copy(tag.begin(), tag.end(), raw.begin() + kTimeBytes);
+  return base64url_encode(raw);
+}
+
+NonceIssuer::Check NonceIssuer::verify(std::string_view nonce, std::string_view realm,
+                                       TimePoint now, std::string_view source) const {
+  std::array<unsigned char, kRawBytes> raw{};
+  if (!base64url_decode(nonce, raw)) return {Status::unknown};
+  const std::uint64_t issued = get_u64(raw.data());
+  std::string expected = mac(issued, realm, source);
+  if (expected.size() != kMacBytes ||
+      CRYPTO_memcmp(expected.data(), raw.data() + kTimeBytes, kMacBytes) != 0)
+    return {Status::unknown};
+  // Authentic from here on, so the time in it is ours.
+  const std::int64_t age = epoch_seconds(now) - static_cast<std::int64_t>(issued);
+  if (age < -kFutureSkewSeconds) return {Status::unknown};
+  const std::chrono::seconds age_s{std::max<std::int64_t>(age, 0)};
+  if (age_s > ttl_) return {Status::expired, age_s};
+  return {Status::valid, age_s};
+}
+
+NonceCounter::NonceCounter(std::size_t max_nonces, std::uint32_t window)
+    : max_(std::max<std::size_t>(max_nonces, 1)),
+      window_(std::clamp<std::uint32_t>(window, 1, 64)) {}
+
+bool NonceCounter::accept(std::string_view nonce, std::uint32_t nc) {
+  auto it = entries_.find(std::string(nonce));
+  if (it == entries_.end()) {
+    if (entries_.size() >= max_) {
+      entries_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    lru_.emplace_front(nonce);
+    entries_.emplace(lru_.front(), Entry{nc, 1, lru_.begin()});
+    return true;
+  }
+  Entry& e = it->second;
+  lru_.splice(lru_.begin(), lru_, e.lru);  // iterators stay valid
+  if (nc > e.highest) {
+    const std::uint32_t shift = nc - e.highest;
+    e.seen = shift >= 64 ? 0 : e.seen << shift;
+    e.seen |= 1;
+    e.highest = nc;
+    return true;
+  }
+  const std::uint32_t offset = e.highest - nc;
+  if (offset >= window_) return false;  // too old to tell whether it was used
+  const std::uint64_t bit = std::uint64_t{1} << offset;
+  if ((e.seen & bit) != 0) return false;  // replay
+  e.seen |= bit;
+  return true;
+}
+
+}  // namespace sw::auth
