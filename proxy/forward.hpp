@@ -50,11 +50,12 @@ struct RequestEdits {
   bool record_route = false;
   bool add_path = false;
   bool add_content_length = false;  // datagram without Content-Length going onto a stream
+  const sip::Header* remove = nullptr;  // our own Proxy-Authorization, answered here (RFC 3261 22.3)
 };
 
 // Builds the request to send: our Via on top, received/rport on the sender's Via,
 // Max-Forwards decremented (or added as 70), our Route values popped, Record-Route
-// (double when the legs differ) and Path inserted.
+// (double when the legs differ) and Path inserted, our own credentials removed.
 std::string forward_request(const sip::Message& request, const Address& source, const RequestEdits& how);
 
 // Builds the response to send: our top Via removed.

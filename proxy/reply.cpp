@@ -14,7 +14,7 @@ struct Parts {
 };
 
 std::string build(const Parts& p, const Address& source, int status, std::string_view reason,
-                  std::string_view warning, std::string_view secret) {
+                  std::string_view warning, std::string_view secret, std::string_view extra_headers) {
   std::string out = "SIP/2.0 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
   for (std::size_t i = 0; i < p.vias.size(); ++i) {
     out += "Via: ";
@@ -41,6 +41,7 @@ std::string build(const Parts& p, const Address& source, int status, std::string
   out += "\r\nCall-ID: " + std::string(p.call_id) + "\r\n";
   out += "CSeq: " + std::string(p.cseq) + "\r\n";
   out += "Server: sipwitness/" + std::string(kVersion) + "\r\n";
+  out.append(extra_headers);
   if (!warning.empty()) {
     // Warning: 399 agent "text" (RFC 3261 20.43); quotes and backslashes escaped.
     out += "Warning: 399 sipwitness \"";
@@ -65,7 +66,7 @@ std::string local_tag(const sip::Message& request, std::string_view secret) {
 }
 
 std::string make_reply(const sip::Message& request, const Address& source, int status, std::string_view reason,
-                       std::string_view warning, std::string_view secret) {
+                       std::string_view warning, std::string_view secret, std::string_view extra_headers) {
   Parts p;
   for (const auto& h : request.headers)
     if (h.id == sip::HeaderId::Via) p.vias.push_back(h.value);
@@ -73,7 +74,7 @@ std::string make_reply(const sip::Message& request, const Address& source, int s
   p.to = request.value(sip::HeaderId::To);
   p.call_id = request.value(sip::HeaderId::CallId);
   p.cseq = request.value(sip::HeaderId::CSeq);
-  return build(p, source, status, reason, warning, secret);
+  return build(p, source, status, reason, warning, secret, extra_headers);
 }
 
 std::string make_reply(const sip::Salvage& s, const Address& source, int status, std::string_view reason,
@@ -90,7 +91,7 @@ std::string make_reply(const sip::Salvage& s, const Address& source, int status,
       default: break;
     }
   }
-  return build(p, source, status, reason, warning, secret);
+  return build(p, source, status, reason, warning, secret, {});
 }
 
 }  // namespace sw::proxy

@@ -86,7 +86,8 @@ struct UdpSendReq {
 };
 }  // namespace
 
-Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer)
+Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer,
+               std::shared_ptr<const auth::CredentialStore> users)
     : loop_(loop),
       cfg_(std::move(cfg)),
       log_(std::move(log)),
@@ -98,6 +99,24 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
   upstream_.transport = cfg_.upstream.transport;
   upstream_.host = cfg_.upstream.host;
   upstream_.port = cfg_.upstream.port;
+  if (cfg_.challenge.enabled) {
+    auth::ChallengerSettings settings;
+    settings.realm = cfg_.challenge.realm;
+    for (const auto& name : cfg_.challenge.algorithms) settings.algorithms.push_back(*auth::parse_algorithm(name));
+    settings.methods = cfg_.challenge.methods;
+    settings.nonce_ttl = cfg_.challenge.nonce_ttl;
+    settings.max_failures = cfg_.challenge.max_failures;
+    settings.failure_window = cfg_.challenge.failure_window;
+    settings.block_time = cfg_.challenge.block_time;
+    // A random secret makes nonces from before a restart unknown, which the
+    // challenger answers as stale (the phone retries), never as a wrong password.
+    auto secret = cfg_.challenge.secret.empty() ? hex_random(32) : cfg_.challenge.secret;
+    challenger_ = std::make_unique<auth::Challenger>(std::move(settings), std::move(secret), std::move(users));
+  }
+}
+
+void Server::reload_users(std::shared_ptr<const auth::CredentialStore> users) {
+  if (challenger_) challenger_->set_store(std::move(users));
 }
 
 Server::~Server() = default;
@@ -174,6 +193,7 @@ bool Server::start() {
       [](uv_timer_t* t) {
         auto* self = static_cast<Server*>(t->data);
         self->bindings_.purge(Clock::now());
+        if (self->challenger_) self->challenger_->purge(std::chrono::system_clock::now());
       },
       10000, 10000);
   log_->info("ready: relaying to {} ({} listeners)", cfg_.upstream.uri, listeners_.size());
@@ -365,10 +385,46 @@ void Server::handle_request(const sip::Message& m, const Source& in) {
     case RequestDecision::Kind::reply:
       send_reply(m, in, d.status, d.reason, d.detail);
       return;
-    case RequestDecision::Kind::forward:
-      forward_request(m, in, d);
+    case RequestDecision::Kind::forward: {
+      const sip::Header* own_credentials = nullptr;
+      if (challenger_ && !from_upstream(in.flow) && answer_challenge(m, in, &own_credentials)) return;
+      forward_request(m, in, d, own_credentials);
       return;
+    }
   }
+}
+
+bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip::Header** own_credentials) {
+  auto source_ip = in.flow.remote.ip();
+  auto d = challenger_->check(m, source_ip, std::chrono::system_clock::now());
+  using Kind = auth::Challenger::Decision::Kind;
+  auto call_id = m.value(sip::HeaderId::CallId);
+  const auto& user = d.user.empty() ? std::string("-") : d.user;
+  switch (d.kind) {
+    case Kind::pass:
+      return false;
+    case Kind::accept:
+      log_->info("auth: accepted {} from {} user={} call-id={}", m.method, describe(in.flow), user, call_id);
+      *own_credentials = d.ours;
+      return false;
+    case Kind::challenge:
+      ++counters_.replied;
+      log_->info("auth: 407 to {} from {} user={} call-id={}: {}{}", m.method, describe(in.flow), user, call_id,
+                 d.reason, d.failures ? fmt::format(" (failure {} of {})", d.failures, cfg_.challenge.max_failures) : "");
+      send_to_flow(in.flow, make_reply(m, in.flow.remote, 407, "Proxy Authentication Required", {}, secret_, d.headers));
+      return true;
+    case Kind::forbid:
+      ++counters_.replied;
+      if (d.newly_blocked) {
+        // One stable line per block, for fail2ban and the like.
+        log_->warn("auth-block: source={} user={} failures={} blocked_for={}s", source_ip, user, d.failures,
+                   cfg_.challenge.block_time.count());
+      }
+      log_->info("auth: 403 to {} from {} user={} call-id={}: {}", m.method, describe(in.flow), user, call_id, d.reason);
+      send_to_flow(in.flow, make_reply(m, in.flow.remote, 403, "Forbidden", d.reason, secret_));
+      return true;
+  }
+  return false;
 }
 
 void Server::handle_response(const sip::Message& m, const Source& in) {
@@ -391,15 +447,21 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
                d.target.host);
     return;
   }
-  auto dst = addresses->front();
-  dst = *Address::from_ip(dst.ip(), d.target.port);
+  auto dst = usable_address(*addresses, d.target.transport, d.target.port);
+  if (!dst) {
+    ++counters_.dropped;
+    log_->warn("drop: {} response call-id={}: no listener for any address of {}", m.status,
+               m.value(sip::HeaderId::CallId), d.target.host);
+    return;
+  }
   ++counters_.forwarded_responses;
-  Flow out{d.target.transport, dst, 0};
+  Flow out{d.target.transport, *dst, 0};
   observe(diag::Direction::sent, m, out);
-  send(d.target.transport, dst, 0, forward_response(m), nullptr);
+  send(d.target.transport, *dst, 0, forward_response(m), nullptr);
 }
 
-void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d) {
+void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d,
+                             const sip::Header* own_credentials) {
   Address dst;
   if (d.target.flow) {
     dst = d.target.flow->remote;
@@ -411,7 +473,12 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
       send_reply(m, in, 503, "Service Unavailable", "cannot resolve the next hop");
       return;
     }
-    dst = *Address::from_ip(addresses->front().ip(), d.target.port);
+    auto usable = usable_address(*addresses, d.target.transport, d.target.port);
+    if (!usable) {
+      send_reply(m, in, 503, "Service Unavailable", "no listener for the next hop's address family");
+      return;
+    }
+    dst = *usable;
   }
   auto* out = listener_for(d.target.transport, dst.family());
   if (!out) {
@@ -428,6 +495,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   how.record_route = d.record_route;
   how.add_path = d.add_path;
   how.add_content_length = d.target.transport != Transport::udp && !m.first(sip::HeaderId::ContentLength);
+  how.remove = own_credentials;
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
   if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());
   ++counters_.forwarded_requests;
@@ -576,6 +644,13 @@ Server::Listener* Server::listener_for(Transport t, int family) {
     if (!fallback && l->bound.family() == AF_INET6 && l->bound.is_any()) fallback = l.get();  // dual stack
   }
   return fallback;
+}
+
+std::optional<Address> Server::usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port) {
+  // getaddrinfo may list ::1 before 127.0.0.1: take the first we can send to.
+  for (const auto& a : addresses)
+    if (listener_for(t, a.family())) return Address::from_ip(a.ip(), port);
+  return std::nullopt;
 }
 
 bool Server::from_upstream(const Flow& flow) {

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/challenger.hpp"
 #include "config/config.hpp"
 #include "diag/observer.hpp"
 #include "proxy/bindings.hpp"
@@ -24,7 +25,9 @@ struct Counters {
 
 class Server {
  public:
-  Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer);
+  // users: the credential store for sipwitness's own challenges (challenge.enabled).
+  Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer,
+         std::shared_ptr<const auth::CredentialStore> users = nullptr);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -35,6 +38,8 @@ class Server {
   // Closes every handle; uv_run then returns once their close callbacks ran.
   void shutdown();
   const Counters& counters() const { return counters_; }
+  // SIGHUP: new users for the challenger; calls in progress are not disturbed.
+  void reload_users(std::shared_ptr<const auth::CredentialStore> users);
 
  private:
   struct Listener;
@@ -59,7 +64,10 @@ class Server {
   void reject_malformed(std::string_view bytes, const Source& in, const Error& error);
 
   // Send path.
-  void forward_request(const sip::Message& m, const Source& in, const RequestDecision& d);
+  void forward_request(const sip::Message& m, const Source& in, const RequestDecision& d,
+                       const sip::Header* own_credentials = nullptr);
+  // sipwitness's own 407: true when the request was answered here.
+  bool answer_challenge(const sip::Message& m, const Source& in, const sip::Header** own_credentials);
   void send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail);
   // Sends bytes to dst over transport; on failure (now, or when a new TCP
   // connection cannot be made) the failure reply is built and sent back.
@@ -71,6 +79,7 @@ class Server {
   const std::vector<Address>* resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
                                       sip::Framing framing);
   Listener* listener_for(Transport t, int family);
+  std::optional<Address> usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port);
   bool from_upstream(const Flow& flow);
 
   // Connections.
@@ -93,6 +102,7 @@ class Server {
   std::vector<LocalEndpoint> ours_;
   Target upstream_;
   BindingTable bindings_;
+  std::unique_ptr<auth::Challenger> challenger_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<std::string, std::uint64_t> connection_by_remote_;
   std::uint64_t next_connection_id_ = 1;

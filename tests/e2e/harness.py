@@ -143,9 +143,12 @@ class Sipwitness:
     def config_text(self) -> str:
         lines = ["listen:"]
         for item in self.listen:
-            # "udp" (port 0: let the binary pick) or ("udp", 5062)
-            transport, port = (item, 0) if isinstance(item, str) else item
-            lines.append(f"  - {{ transport: {transport}, host: {HOST}, port: {port} }}")
+            # "udp" (port 0: let the binary pick), ("udp", 5062), or
+            # ("udp", 0, "192.0.2.9:5099") with an advertised address
+            item = (item, 0) if isinstance(item, str) else tuple(item)
+            transport, port = item[0], item[1]
+            advertise = f', advertise: "{item[2]}"' if len(item) > 2 else ""
+            lines.append(f"  - {{ transport: {transport}, host: {HOST}, port: {port}{advertise} }}")
         lines.append(f'upstream: {{ uri: "{self.upstream_uri}" }}')
         lines.append(f"log: {{ level: {self.level} }}")
         text = "\n".join(lines) + "\n"

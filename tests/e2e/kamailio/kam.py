@@ -182,7 +182,7 @@ def _quote_cfg(s: str) -> str:
 
 def render_config(port: int, rundir: str, *, realm: str = DEFAULT_REALM,
                   users: dict[str, str] | None = None, debug: int = 2,
-                  qop: bool = True, mpath: str | None = None) -> str:
+                  qop: bool = True, mpath: str | None = None, algorithm: str = "MD5") -> str:
     users = DEFAULT_USERS if users is None else users
     mpath = mpath or find_mpath()
     if mpath is None:
@@ -199,6 +199,7 @@ def render_config(port: int, rundir: str, *, realm: str = DEFAULT_REALM,
         "MPATH": _quote_cfg(mpath.rstrip("/") + "/"),
         "DEBUG": str(int(debug)),
         "QOP_FLAG": "1" if qop else "0",
+        "ALGORITHM": _quote_cfg(algorithm),
         "PASSWORD_BRANCHES": "\n".join(branches) if branches else "\t# no users",
     }
     text = TEMPLATE.read_text()
@@ -245,8 +246,9 @@ class Kamailio:
 
     def __init__(self, *, port: int | None = None, realm: str = DEFAULT_REALM,
                  users: dict[str, str] | None = None, debug: int = 2,
-                 workdir: str | None = None, start_timeout: float = 15.0):
+                 workdir: str | None = None, start_timeout: float = 15.0, algorithm: str = "MD5"):
         self.realm = realm
+        self.algorithm = algorithm
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.debug = debug
         self.start_timeout = start_timeout
@@ -281,7 +283,7 @@ class Kamailio:
         self.rundir.mkdir(parents=True, exist_ok=True)
         self.cfg_path.write_text(render_config(
             self.port, str(self.rundir), realm=self.realm, users=self.users,
-            debug=self.debug))
+            debug=self.debug, algorithm=self.algorithm))
 
     def check_config(self, timeout: float = 15.0) -> subprocess.CompletedProcess:
         """`kamailio -c`: syntax and module check only."""

@@ -1,0 +1,824 @@
+#!/usr/bin/env python3
+"""sipwitness's own 407 (challenge.enabled: true), end to end.
+
+Topology: phone (SIPp, baresip or a Python socket) -> sipwitness -> provider
+(SIPp, or a Python registrar that answers 200 and records what it got).
+
+  1. SIPp phone: REGISTER and a call, each through the 407 (UDP and TCP);
+     the provider never sees our Proxy-Authorization, the 407's ACK or an
+     unauthenticated request, and sees every other header unchanged.
+  2. Wrong password: 407, 407, then 403 and a block; the right password is
+     403 while blocked; the provider sees no REGISTER at all.
+  3. `sipwitness ha1` output as the users file: HA1-only user 1002 registers
+     with MD5 (SIPp) and SHA-256 (Python; SIPp 3.6.1 has MD5 only).
+  4. baresip (libre) registers through the 407.
+  5. 407 format; a retransmission gets the identical 407; the ACK for an
+     INVITE's 407 is absorbed.
+  6. Unknown or expired nonce: 407 with stale=true.
+  7. SIGHUP reloads users.yaml; a broken file keeps the running users.
+
+SIPp 3.6.1 computes MD5 (and AKAv1-MD5) only and takes the algorithm of the
+first Proxy-Authenticate: with the default [SHA-256, MD5] it stops with
+"createAuthHeader: authentication must use MD5 or AKAv1-MD5". The SIPp tests
+therefore run with algorithms: [MD5, SHA-256] (both offered, MD5 first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (HOST, FAKE_AUTHORIZATION, E2ETestCase, Sipwitness, UdpClient,  # noqa: E402
+                     find_message, free_port, header_values, headers_of, sipwitness_binary,
+                     start_line, status_code, via_param)
+
+# harness.Sipwitness starts the binary with cwd=its temp dir: a relative
+# SIPWITNESS_BIN (build/sipwitness) would not be found there.
+if os.environ.get("SIPWITNESS_BIN") and not os.path.isabs(os.environ["SIPWITNESS_BIN"]):
+    os.environ["SIPWITNESS_BIN"] = os.path.abspath(os.environ["SIPWITNESS_BIN"])
+
+HERE = Path(__file__).resolve().parent
+BARESIP_DIR = HERE / "baresip"
+REALM = "lab.example"
+
+USERS_YAML = 'users:\n  - { username: "1001", password: "secret1001" }\n'
+
+# Headers the phone scenarios send that sipwitness must pass byte for byte
+# (keep in sync with challenge_phone_register_call.xml).
+FOREIGN_PROXY_AUTH_REGISTER = (
+    'Proxy-Authorization: Digest username="1001", realm="other.example", nonce="other-nonce-0001", '
+    'uri="sip:lab.example", response="00112233445566778899aabbccddeeff", algorithm=MD5')
+FOREIGN_PROXY_AUTH_INVITE = (
+    'Proxy-Authorization: Digest username="1001", realm="other.example", nonce="other-nonce-0001", '
+    'uri="sip:2000@lab.example", response="00112233445566778899aabbccddeeff", algorithm=MD5')
+
+# SIPp 3.6.1 can only answer MD5, and only the first challenge it sees.
+SIPP_ALGORITHMS = ("MD5", "SHA-256")
+
+
+def challenge_yaml(algorithms=("SHA-256", "MD5"), nonce_ttl="300s", max_failures=3,
+                   methods=("REGISTER", "INVITE")) -> str:
+    return (
+        "challenge:\n"
+        "  enabled: true\n"
+        f"  realm: {REALM}\n"
+        f"  methods: [{', '.join(methods)}]\n"
+        f"  nonce_ttl: {nonce_ttl}\n"
+        f"  algorithms: [{', '.join(algorithms)}]\n"
+        "  users: users.yaml\n"
+        f"  max_failures: {max_failures}\n"
+        "  failure_window: 60s\n"
+        "  block_time: 60s\n"
+    )
+
+
+def lines_of(message: str) -> list[str]:
+    return [line.rstrip("\r") for line in message.split("\n")]
+
+
+def body_of(message: str) -> str:
+    text = message.replace("\r\n", "\n")
+    return text.split("\n\n", 1)[1].strip("\n") if "\n\n" in text else ""
+
+
+# --------------------------------------------------------------------------
+# digest math (RFC 2617 / RFC 7616 / RFC 8760), independent of sipwitness
+
+def _hash(algorithm: str, text: str) -> str:
+    base = algorithm.upper().removesuffix("-SESS")
+    if base == "MD5":
+        return hashlib.md5(text.encode()).hexdigest()
+    if base == "SHA-256":
+        return hashlib.sha256(text.encode()).hexdigest()
+    if base == "SHA-512-256":
+        return hashlib.new("sha512_256", text.encode()).hexdigest()
+    raise ValueError(algorithm)
+
+
+def ha1_of(algorithm: str, user: str, realm: str, password: str) -> str:
+    return _hash(algorithm, f"{user}:{realm}:{password}")
+
+
+_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]+)')
+
+
+def parse_challenge(value: str) -> dict[str, str]:
+    """Parameters of a Digest challenge/credentials value (quotes removed)."""
+    scheme, _, rest = value.strip().partition(" ")
+    params = {"scheme": scheme}
+    for k, v in _PARAM.findall(rest):
+        params[k.lower()] = v[1:-1] if v.startswith('"') else v
+    return params
+
+
+def proxy_authenticates(message: str) -> list[str]:
+    return [v for n, v in headers_of(message) if n.lower() == "proxy-authenticate"]
+
+
+def challenge_for(message: str, algorithm: str) -> dict[str, str]:
+    for value in proxy_authenticates(message):
+        ch = parse_challenge(value)
+        if ch.get("algorithm", "MD5").upper() == algorithm.upper():
+            return ch
+    raise AssertionError(f"no Proxy-Authenticate with algorithm={algorithm} in:\n{message}")
+
+
+def credentials(ch: dict[str, str], *, user: str, method: str, uri: str, password: str | None = None,
+                ha1: str | None = None, nc: str = "00000001", cnonce: str | None = None,
+                response: str | None = None) -> str:
+    """A Proxy-Authorization header answering challenge ch (qop=auth)."""
+    algorithm = ch.get("algorithm", "MD5")
+    cnonce = cnonce or os.urandom(8).hex()
+    if ha1 is None:
+        ha1 = ha1_of(algorithm, user, ch["realm"], password)
+    ha2 = _hash(algorithm, f"{method}:{uri}")
+    if response is None:
+        response = _hash(algorithm, f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+    header = (f'Proxy-Authorization: Digest username="{user}", realm="{ch["realm"]}", '
+              f'nonce="{ch["nonce"]}", uri="{uri}", response="{response}", algorithm={algorithm}, '
+              f'qop=auth, nc={nc}, cnonce="{cnonce}"')
+    if "opaque" in ch:
+        header += f', opaque="{ch["opaque"]}"'
+    return header
+
+
+# --------------------------------------------------------------------------
+# a Python phone (UDP) and a Python registrar (the provider, UDP)
+
+
+class PyPhone:
+    """Hand-made requests over UDP to sipwitness, one Call-ID per phone."""
+
+    def __init__(self, sw_port: int, user: str = "1001"):
+        self.client = UdpClient()
+        self.addr = (HOST, sw_port)
+        self.user = user
+        self.call_id = os.urandom(8).hex() + "@py-phone"
+        self.from_tag = os.urandom(4).hex()
+        self.cseq = 0
+
+    def close(self) -> None:
+        self.client.close()
+
+    def build(self, method: str, *, branch: str, cseq: int | None = None, extra: tuple = (),
+              ruri: str | None = None, to: str | None = None, body: str = "") -> bytes:
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        if ruri is None:
+            ruri = f"sip:{REALM}" if method == "REGISTER" else f"sip:2000@{REALM}"
+        if to is None:
+            to = f"<sip:{self.user}@{REALM}>" if method == "REGISTER" else f"<sip:2000@{REALM}>"
+        lines = [
+            f"{method} {ruri} SIP/2.0",
+            f"Via: {self.client.via(branch, ';rport')}",
+            f"From: <sip:{self.user}@{REALM}>;tag={self.from_tag}",
+            f"To: {to}",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {cseq} {method}",
+            f"Contact: <sip:{self.user}@{self.client.host}:{self.client.port}>",
+            "Max-Forwards: 70",
+        ]
+        if method == "REGISTER":
+            lines.append("Expires: 3600")
+        lines += list(extra)
+        lines.append("User-Agent: sipwitness-e2e-pyphone")
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines.append(f"Content-Length: {len(body.encode())}")
+        return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+    def send(self, data: bytes) -> None:
+        self.client.send(data, self.addr)
+
+    def transact(self, data: bytes, timeout: float = 3.0) -> str | None:
+        """Send a request; the final response for its branch (None: nothing)."""
+        branch = via_param(header_values(data.decode(), "via")[0], "branch")
+        self.send(data)
+        final, _ = self.client.recv_final(timeout, branch=branch)
+        return final
+
+    def register(self, password: str | None = None, algorithm: str = "MD5", *, ha1: str | None = None,
+                 uri: str = f"sip:{REALM}") -> tuple[str | None, str | None]:
+        """REGISTER, then (if 407) REGISTER with credentials for algorithm.
+        Returns (first final response, second final response or None)."""
+        first = self.transact(self.build("REGISTER", branch=new_branch()))
+        if first is None or status_code(first) != 407 or (password is None and ha1 is None):
+            return first, None
+        ch = challenge_for(first, algorithm)
+        auth = credentials(ch, user=self.user, method="REGISTER", uri=uri, password=password, ha1=ha1)
+        second = self.transact(self.build("REGISTER", branch=new_branch(), extra=(auth,)))
+        return first, second
+
+
+def new_branch() -> str:
+    return "z9hG4bK-py-" + os.urandom(6).hex()
+
+
+class PyRegistrar:
+    """Provider on UDP: records every message; answers requests other than
+    ACK with 200 OK (Vias, From, To + tag, Call-ID, CSeq, Contact echoed)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.port = self.sock.getsockname()[1]
+        self.received: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(70_000)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            msg = data.decode("utf-8", "replace")
+            with self._lock:
+                self.received.append(msg)
+            first = start_line(msg)
+            if first.startswith("SIP/2.0") or first.startswith("ACK "):
+                continue
+            reply = ["SIP/2.0 200 OK"]
+            for name, value in headers_of(msg):
+                low = name.lower()
+                if low in ("via", "v", "from", "f", "call-id", "i", "cseq", "contact", "m", "path"):
+                    reply.append(f"{name}: {value}")
+                elif low in ("to", "t"):
+                    reply.append(f"{name}: {value}" + ("" if "tag=" in value else ";tag=py-registrar"))
+            reply += ["Server: sipwitness-e2e-pyregistrar", "Content-Length: 0"]
+            try:
+                self.sock.sendto(("\r\n".join(reply) + "\r\n\r\n").encode(), addr)
+            except OSError:
+                pass
+
+    def messages(self) -> list[str]:
+        with self._lock:
+            return list(self.received)
+
+    def requests(self, method: str) -> list[str]:
+        return [m for m in self.messages() if start_line(m).startswith(method + " ")]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------
+
+
+def _feature_problem() -> str | None:
+    """Why the binary cannot run these tests (None: it can)."""
+    binary = sipwitness_binary()
+    if not os.path.exists(binary):
+        return f"sipwitness binary not found at {binary} (set SIPWITNESS_BIN)"
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="sipwitness-e2e-check-"))
+    try:
+        (d / "users.yaml").write_text(USERS_YAML)
+        cfg = d / "sipwitness.yaml"
+        cfg.write_text(Sipwitness(upstream_port=5999).config_text() + challenge_yaml())
+        p = subprocess.run([binary, "run", "--config", str(cfg), "--check"], capture_output=True,
+                           text=True, timeout=20)
+        if p.returncode != 0:
+            return (f"{binary} does not accept a challenge config (exit {p.returncode}): "
+                    f"{(p.stdout + p.stderr).strip()}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return None
+
+
+class Challenge(E2ETestCase):
+    """sipwitness answering phones with its own 407."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        problem = _feature_problem()
+        if problem:
+            raise AssertionError(problem)
+
+    # -- helpers -------------------------------------------------------------
+    def challenger(self, *, upstream_port: int, upstream_transport: str = "udp",
+                   users: str = USERS_YAML, **challenge) -> Sipwitness:
+        sw = self.sipwitness(upstream_port=upstream_port, upstream_transport=upstream_transport,
+                             extra_config=challenge_yaml(**challenge))
+        (sw.workdir / "users.yaml").write_text(users)
+        return sw
+
+    def registrar(self) -> PyRegistrar:
+        reg = PyRegistrar()
+        self.addCleanup(reg.stop)
+        return reg
+
+    def phone(self, sw: Sipwitness, user: str = "1001") -> PyPhone:
+        p = PyPhone(sw.udp_port, user)
+        self.addCleanup(p.close)
+        return p
+
+    def assert407(self, msg: str | None, what: str, algorithms=("SHA-256", "MD5"), stale: bool = False) -> list[dict]:
+        self.assertIsNotNone(msg, f"{what}: no answer from sipwitness")
+        self.assertRegex(start_line(msg), r"^SIP/2\.0 407 Proxy Authentication Required$",
+                         f"{what}: expected 407:\n{msg}")
+        values = proxy_authenticates(msg)
+        self.assertEqual(len(values), len(algorithms),
+                         f"{what}: expected one Proxy-Authenticate per algorithm {algorithms}:\n{msg}")
+        challenges = []
+        for value, algorithm in zip(values, algorithms):
+            if not stale:
+                self.assertRegex(
+                    value, r'^Digest realm="lab\.example", nonce="[^"]+", opaque="[^"]+", '
+                    rf'algorithm={re.escape(algorithm)}, qop="auth"$',
+                    f"{what}: Proxy-Authenticate not in the expected form:\n{msg}")
+            ch = parse_challenge(value)
+            self.assertEqual(ch.get("scheme"), "Digest")
+            self.assertEqual(ch.get("realm"), REALM, value)
+            self.assertEqual(ch.get("algorithm"), algorithm, value)
+            self.assertEqual(ch.get("qop"), "auth", value)
+            self.assertTrue(ch.get("nonce") and ch.get("opaque"), value)
+            if stale:
+                self.assertEqual(ch.get("stale", "").lower(), "true", f"{what}: expected stale=true:\n{msg}")
+            else:
+                self.assertNotEqual(ch.get("stale", "false").lower(), "true",
+                                    f"{what}: unexpected stale=true:\n{msg}")
+            challenges.append(ch)
+        self.assertTrue(re.search(r"^To:.*;tag=", msg, re.M | re.I), f"{what}: 407 without To tag:\n{msg}")
+        return challenges
+
+    def count(self, sw: Sipwitness, pattern: str) -> int:
+        return len(re.findall(pattern, sw.log(), re.M))
+
+    # ======================================================================
+    # 1. SIPp phone: REGISTER and a call through the 407
+    def register_and_call(self, transport: str) -> None:
+        prov = self.start_sipp("challenge_provider_register_call.xml", transport=transport, timeout=25,
+                               name="provider")
+        sw = self.challenger(upstream_port=prov.port, upstream_transport=transport, algorithms=SIPP_ALGORITHMS)
+        with sw:
+            phone = self.run_sipp("challenge_phone_register_call.xml", (HOST, sw.port(transport)),
+                                  transport=transport, timeout=20, name="phone",
+                                  extra_args=["-au", "1001", "-ap", "secret1001"])
+            provr = prov.wait()
+            self.assertSippOk(phone, 1, sw)
+            self.assertSippOk(provr, 1, sw)
+
+            # the phone saw two 407s, each with both algorithms, MD5 first
+            challenges = [m for m in phone.received() if status_code(m) == 407]
+            self.assertEqual(len(challenges), 2, phone.describe())
+            for c in challenges:
+                self.assert407(c, "407 at the phone", algorithms=SIPP_ALGORITHMS)
+
+            got = provr.received()
+            for msg in got:
+                for line in lines_of(msg):
+                    if line.lower().startswith("proxy-authorization:"):
+                        self.assertNotIn('realm="lab.example"', line,
+                                         f"sipwitness's Proxy-Authorization reached the provider:\n{msg}")
+            regs = [m for m in got if start_line(m).startswith("REGISTER ")]
+            invites = [m for m in got if start_line(m).startswith("INVITE ")]
+            acks = [m for m in got if start_line(m).startswith("ACK ")]
+            self.assertEqual(len(regs), 1, "provider should get exactly the authenticated REGISTER")
+            self.assertEqual(len(invites), 1, "provider should get exactly the authenticated INVITE")
+            self.assertEqual(len(acks), 1, "provider should get the 2xx ACK only, never the 407's ACK")
+            self.assertRegex(acks[0], r"(?m)^CSeq:\s*4 ACK", f"ACK for the 407 (CSeq 3) was forwarded:\n{acks[0]}")
+            self.assertRegex(regs[0], r"(?m)^CSeq:\s*2 REGISTER", regs[0])
+            self.assertRegex(invites[0], r"(?m)^CSeq:\s*4 INVITE", invites[0])
+
+            sent_regs = [m for m in phone.sent() if start_line(m).startswith("REGISTER ")]
+            sent_invites = [m for m in phone.sent() if start_line(m).startswith("INVITE ")]
+            sent_reg = [m for m in sent_regs if re.search(r"(?m)^CSeq:\s*2 ", m)][0]
+            sent_inv = [m for m in sent_invites if re.search(r"(?m)^CSeq:\s*4 ", m)][0]
+            self.assertTrue(any(line.startswith("Proxy-Authorization: Digest username=\"1001\",realm=\"lab.example\"")
+                                for line in lines_of(sent_reg)),
+                            f"SIPp did not answer the 407 as expected:\n{sent_reg}")
+            for sent, arrived, foreign, what in ((sent_reg, regs[0], FOREIGN_PROXY_AUTH_REGISTER, "REGISTER"),
+                                                 (sent_inv, invites[0], FOREIGN_PROXY_AUTH_INVITE, "INVITE")):
+                self.assertEqual(start_line(arrived), start_line(sent), f"{what}: Request-URI changed")
+                self.assertIn(foreign, lines_of(arrived),
+                              f"{what}: Proxy-Authorization for another realm not byte-identical:\n{arrived}")
+                for name in ("from", "to", "call-id", "cseq", "contact", "expires", "user-agent",
+                             "content-type", "authorization"):
+                    self.assertEqual(header_values(sent, name), header_values(arrived, name),
+                                     f"{what}: header {name} changed in transit\n--- sent ---\n{sent}"
+                                     f"\n--- arrived ---\n{arrived}")
+                self.assertEqual(body_of(arrived), body_of(sent), f"{what}: body changed")
+                self.assertEqual(header_values(arrived, "max-forwards"), ["69"], arrived)
+                # every sent header arrives, except our Proxy-Authorization (and
+                # Via/Max-Forwards, which a proxy changes; Record-Route/Path it adds)
+                sent_lines = [(n.lower(), v) for n, v in headers_of(sent)
+                              if n.lower() not in ("via", "max-forwards", "content-length")
+                              and not (n.lower() == "proxy-authorization" and 'realm="lab.example"' in v)]
+                arrived_lines = [(n.lower(), v) for n, v in headers_of(arrived)
+                                 if n.lower() not in ("via", "max-forwards", "content-length",
+                                                      "record-route", "path")]
+                self.assertEqual(sent_lines, arrived_lines,
+                                 f"{what}: headers other than sipwitness's Proxy-Authorization must pass "
+                                 f"unchanged and in order\n--- sent ---\n{sent}\n--- arrived ---\n{arrived}")
+            self.assertIn(FAKE_AUTHORIZATION, lines_of(regs[0]),
+                          f"Authorization header not byte-identical at the provider:\n{regs[0]}")
+
+            log = sw.log()
+            self.assertRegex(log, rf"auth: accepted REGISTER from {transport}:127\.0\.0\.1:\d+ user=1001\b")
+            self.assertRegex(log, rf"auth: accepted INVITE from {transport}:127\.0\.0\.1:\d+ user=1001\b")
+            self.assertNotIn("auth-block", log)
+
+    def test_register_and_call_udp(self):
+        self.register_and_call("udp")
+
+    def test_register_and_call_tcp(self):
+        self.register_and_call("tcp")
+
+    # ======================================================================
+    # 2. wrong password: 407, 407, 403 (blocked); right password still 403
+    def wrong_password(self, transport: str) -> None:
+        reg = self.registrar()
+        sw = self.challenger(upstream_port=reg.port, algorithms=SIPP_ALGORITHMS)
+        with sw:
+            phone = self.run_sipp("challenge_phone_wrong_password.xml", (HOST, sw.port(transport)),
+                                  transport=transport, timeout=20, name="phone",
+                                  extra_args=["-au", "1001", "-ap", "not-the-password"])
+            self.assertSippOk(phone, 1, sw)
+            finals = [status_code(m) for m in phone.received() if (status_code(m) or 0) >= 200]
+            self.assertEqual(finals, [407, 407, 407, 403, 403, 403], phone.describe())
+            sent = [m for m in phone.sent() if start_line(m).startswith("REGISTER ")]
+            right = [m for m in sent if re.search(r"(?m)^CSeq:\s*5 ", m)][0]
+            self.assertRegex(right, r'Proxy-Authorization: Digest username="1001",realm="lab\.example"',
+                             "the 5th REGISTER should carry the right credentials")
+
+            log = sw.log()
+            call_id = header_values(sent[0], "call-id")[0]
+            for n in (1, 2):
+                self.assertRegex(
+                    log, rf"auth: 407 to REGISTER from {transport}:127\.0\.0\.1:\d+ user=1001 "
+                    rf"call-id={re.escape(call_id)}: wrong password \(failure {n} of 3\)")
+            self.assertRegex(log, r"auth-block: source=127\.0\.0\.1 user=1001 failures=3 blocked_for=60s")
+            self.assertEqual(self.count(sw, r"auth-block:"), 1, "one auth-block line per block")
+            self.assertGreaterEqual(self.count(sw, r"auth: 403 to REGISTER"), 3)
+            self.assertNotRegex(log, r"auth: accepted", "a blocked source must not be accepted")
+
+            # a Python phone from the same IP, right password: still 403
+            py = self.phone(sw)
+            first, second = py.register("secret1001")
+            self.assertEqual(status_code(first), 403, f"blocked source should get 403 at once:\n{first}")
+            time.sleep(0.3)
+            self.assertEqual(reg.messages(), [], "the provider must not receive any of these REGISTERs")
+
+    def test_wrong_password_blocks_udp(self):
+        self.wrong_password("udp")
+
+    def test_wrong_password_blocks_tcp(self):
+        self.wrong_password("tcp")
+
+    # ======================================================================
+    # 3. HA1-only user from `sipwitness ha1`
+    def ha1_line(self, password: str, *args: str) -> str:
+        p = subprocess.run([sipwitness_binary(), "ha1", "--user", "1002", "--realm", REALM, *args],
+                           input=password + "\n", capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, f"sipwitness ha1 failed: {p.stdout}{p.stderr}")
+        self.assertNotIn(password, p.stdout, "ha1 must not print the password")
+        return p.stdout
+
+    def test_ha1_command_output(self):
+        out = self.ha1_line("pw-1002-secret")
+        entries = [line for line in out.splitlines() if line.strip()]
+        self.assertEqual(len(entries), 1, f"expected one users-file line:\n{out}")
+        line = entries[0]
+        self.assertRegex(line, r'^\s*-\s*\{.*username:\s*"?1002"?.*realm:\s*"?lab\.example"?.*ha1:\s*\{', line)
+        for algorithm in ("MD5", "SHA-256"):
+            want = ha1_of(algorithm, "1002", REALM, "pw-1002-secret")
+            self.assertRegex(line, rf'{re.escape(algorithm)}:\s*"{want}"', f"{algorithm} HA1 wrong or missing: {line}")
+        if "SHA-512-256" in line:
+            try:
+                want = ha1_of("SHA-512-256", "1002", REALM, "pw-1002-secret")
+            except ValueError:
+                want = None
+            if want:
+                self.assertRegex(line, rf'SHA-512-256:\s*"{want}"', line)
+        one = self.ha1_line("pw-1002-secret", "--algorithm", "SHA-256")
+        self.assertIn(ha1_of("SHA-256", "1002", REALM, "pw-1002-secret"), one)
+        self.assertNotIn(ha1_of("MD5", "1002", REALM, "pw-1002-secret"), one)
+
+    def test_ha1_user_registers_md5_and_sha256(self):
+        password = "pw-1002-secret"
+        line = self.ha1_line(password)
+        users = USERS_YAML + line if line.endswith("\n") else USERS_YAML + line + "\n"
+        reg = self.registrar()
+        sw = self.challenger(upstream_port=reg.port, users=users, algorithms=SIPP_ALGORITHMS)
+        with sw:
+            # MD5 with SIPp
+            phone = self.run_sipp("challenge_phone_register.xml", (HOST, sw.udp_port), timeout=15,
+                                  name="phone-1002", keys={"user": "1002"},
+                                  extra_args=["-au", "1002", "-ap", password])
+            self.assertSippOk(phone, 1, sw)
+            sent = [m for m in phone.sent() if re.search(r"(?m)^CSeq:\s*2 REGISTER", m)][0]
+            self.assertRegex(sent, r'Proxy-Authorization: Digest username="1002".*algorithm=MD5')
+            # SHA-256 (SIPp 3.6.1 cannot): a Python phone
+            py = self.phone(sw, "1002")
+            first, second = py.register(password, "SHA-256")
+            self.assert407(first, "407 to the Python phone", algorithms=SIPP_ALGORITHMS)
+            self.assertEqual(status_code(second), 200, f"SHA-256 answer for HA1-only user refused:\n{second}")
+            # and with the wrong password: 407 again
+            py2 = self.phone(sw, "1002")
+            first, second = py2.register("wrong", "SHA-256")
+            self.assertEqual(status_code(second), 407, second)
+            time.sleep(0.2)
+            self.assertEqual(len(reg.requests("REGISTER")), 2, "provider: the two accepted REGISTERs")
+            log = sw.log()
+            self.assertEqual(self.count(sw, r"auth: accepted REGISTER from udp:127\.0\.0\.1:\d+ user=1002\b"), 2,
+                             log)
+            self.assertRegex(log, r"auth: 407 to REGISTER from udp:\S+ user=1002 call-id=\S+: wrong password "
+                                  r"\(failure 1 of 3\)")
+            self.assertRegex(log, r"\[Proxy-Authorization Digest username=\"?1002\"? realm=\"?lab\.example\"? "
+                                  r"algorithm=SHA-256")
+            self.assertRegex(log, r"\[Proxy-Authorization Digest username=\"?1002\"? realm=\"?lab\.example\"? "
+                                  r"algorithm=MD5")
+
+    # ======================================================================
+    # 4. baresip
+    def baresip(self, transport: str, algorithms) -> None:
+        exe = shutil.which("baresip")
+        if not exe:
+            self.skipTest("baresip is not installed (Debian package baresip; scripts/setup installs it)")
+        prov = self.start_sipp("provider_registrar.xml", transport=transport, timeout=20, name="provider")
+        sw = self.challenger(upstream_port=prov.port, upstream_transport=transport, algorithms=algorithms)
+        with sw:
+            conf = self.tmp / "baresip"
+            conf.mkdir()
+            listen = free_port("both")
+            (conf / "config").write_text(
+                (BARESIP_DIR / "config").read_text().replace("{sip_listen}", f"{HOST}:{listen}"))
+            (conf / "accounts").write_text(
+                (BARESIP_DIR / "accounts").read_text().replace("{transport}", transport)
+                .replace("{sw_port}", str(sw.port(transport))))
+            (conf / "contacts").write_text("")
+            out_path = self.tmp / "baresip.out"
+            out = open(out_path, "wb")
+            proc = subprocess.Popen([exe, "-f", str(conf), "-s", "-v"], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=self.tmp, start_new_session=True)
+
+            def stop_baresip():
+                # 1st SIGTERM: unregister and quit; 2nd: quit now; then SIGKILL.
+                for sig, wait in ((signal.SIGTERM, 1.5), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+                    if proc.poll() is not None:
+                        break
+                    try:
+                        os.killpg(proc.pid, sig)
+                    except ProcessLookupError:
+                        break
+                    try:
+                        proc.wait(timeout=wait)
+                    except subprocess.TimeoutExpired:
+                        pass
+                out.close()
+            self.addCleanup(stop_baresip)
+
+            def baresip_out() -> str:
+                return out_path.read_bytes().decode("utf-8", "replace")
+
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                text = baresip_out()
+                if re.search(r"\b200 OK\b.*\[\d+ binding", text) or "Function not implemented" in text \
+                        or re.search(r"reg: .*(failed|Register:)", text) or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)
+            text = baresip_out()
+            provr = prov.stop() if prov.running() else prov.wait(timeout=5)
+            stop_baresip()
+            text = baresip_out()
+
+            got_register = find_message(provr.received(), r"^REGISTER ")
+            challenge = None
+            log = sw.log()
+            if "Function not implemented" in text and got_register is None:
+                # libre < 2.x: any non-MD5 challenge aborts the whole authentication
+                self.assertRegex(log, r"auth: 407 to REGISTER from \S+ user=- ",
+                                 "sipwitness should have challenged baresip")
+                self.skipTest(
+                    f"baresip over {transport} with algorithms {list(algorithms)}: baresip "
+                    f"{baresip_version()} could not answer sipwitness's 407 ('Register: Function not "
+                    "implemented', ENOSYS): its libre rejects the whole challenge when any "
+                    "Proxy-Authenticate has an algorithm other than MD5, instead of using the one it "
+                    "supports (RFC 8760 section 2.4). Works with algorithms: [MD5].")
+            self.assertIsNotNone(got_register,
+                                 f"provider got no REGISTER: the 407 was not passed\n--- baresip ---\n{text}\n"
+                                 f"{provr.describe()}")
+            self.assertSippOk(provr, 1, sw)
+            m = re.search(rf"auth: accepted REGISTER from {transport}:127\.0\.0\.1:\d+ user=1001\b", log)
+            self.assertIsNotNone(m, f"no 'auth: accepted REGISTER ... user=1001' in the log\n{text}")
+            for line in lines_of(got_register):
+                if line.lower().startswith("proxy-authorization:"):
+                    self.assertNotIn('realm="lab.example"', line, got_register)
+            # which algorithm did baresip answer with? (sipwitness's debug trace)
+            m = re.search(r"\[Proxy-Authorization Digest username=\"?1001\"? realm=\"?lab\.example\"?([^\]]*)\]", log)
+            self.assertIsNotNone(m, "no debug trace of baresip's Proxy-Authorization in the log")
+            alg = re.search(r"algorithm=([\w-]+)", m.group(1))
+            challenge = alg.group(1) if alg else "none given (MD5 by default)"
+            sys.stderr.write(f"\n[baresip {baresip_version()} over {transport}, offered {list(algorithms)}: "
+                             f"registered; answered with algorithm {challenge}] ")
+
+    def test_baresip_register_udp_md5(self):
+        self.baresip("udp", ("MD5",))
+
+    def test_baresip_register_tcp_md5(self):
+        self.baresip("tcp", ("MD5",))
+
+    def test_baresip_register_udp_default_algorithms(self):
+        self.baresip("udp", ("SHA-256", "MD5"))
+
+    # ======================================================================
+    # 5. 407 format, retransmission, ACK absorbed
+    def test_407_retransmission_identical(self):
+        reg = self.registrar()
+        with self.challenger(upstream_port=reg.port) as sw:
+            py = self.phone(sw)
+            data = py.build("REGISTER", branch=new_branch())
+            first = py.transact(data)
+            second = py.transact(data)  # same bytes: same branch, same CSeq
+            c1 = self.assert407(first, "407")
+            c2 = self.assert407(second, "retransmitted 407")
+            self.assertEqual(proxy_authenticates(first), proxy_authenticates(second),
+                             f"a retransmission must get the identical 407\n--- 1 ---\n{first}\n--- 2 ---\n{second}")
+            self.assertEqual(c1[0]["nonce"], c2[0]["nonce"])
+            self.assertEqual(header_values(first, "to"), header_values(second, "to"), "same To tag")
+            # a new transaction gets a fresh challenge
+            third = py.transact(py.build("REGISTER", branch=new_branch()))
+            c3 = self.assert407(third, "407 to a new transaction")
+            self.assertNotEqual(c3[0]["nonce"], c1[0]["nonce"], "a new transaction should get a fresh nonce")
+            self.assertNotRegex(sw.log(), r"\(failure \d+ of", "no failure counted")
+            time.sleep(0.3)
+            self.assertEqual(reg.messages(), [], "nothing may reach the provider")
+
+    def test_invite_407_ack_absorbed(self):
+        reg = self.registrar()
+        with self.challenger(upstream_port=reg.port) as sw:
+            py = self.phone(sw)
+            branch = new_branch()
+            sdp = "v=0\r\no=py 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+            invite = py.build("INVITE", branch=branch, body=sdp)
+            first = py.transact(invite)
+            self.assert407(first, "407 to INVITE")
+            second = py.transact(invite)
+            self.assert407(second, "407 to the retransmitted INVITE")
+            self.assertEqual(proxy_authenticates(first), proxy_authenticates(second))
+            to = header_values(first, "to")[0]
+            ack = py.build("ACK", branch=branch, cseq=1, to=to)
+            py.send(ack)
+            extra = py.client.recv(1.0)
+            self.assertIsNone(extra, f"the ACK for the 407 must get no answer:\n{extra}")
+            # an ACK retransmission too
+            py.send(ack)
+            self.assertIsNone(py.client.recv(0.5))
+            time.sleep(0.3)
+            self.assertEqual(reg.messages(), [], "neither the INVITE nor the 407's ACK may reach the provider")
+            self.assertTrue(sw.alive())
+
+            # then the INVITE with credentials is forwarded (and only that one)
+            ch = challenge_for(first, "SHA-256")
+            auth = credentials(ch, user="1001", method="INVITE", uri=f"sip:2000@{REALM}", password="secret1001")
+            ok = py.transact(py.build("INVITE", branch=new_branch(), extra=(auth,), body=sdp))
+            self.assertEqual(status_code(ok), 200, ok)
+            invites = reg.requests("INVITE")
+            self.assertEqual(len(invites), 1, "provider: only the authenticated INVITE")
+            self.assertFalse(reg.requests("ACK"), "provider: the 407's ACK must never arrive")
+            self.assertNotRegex(invites[0], r'(?mi)^Proxy-Authorization:.*realm="lab\.example"')
+            self.assertRegex(sw.log(), r"auth: accepted INVITE from udp:127\.0\.0\.1:\d+ user=1001\b")
+
+    # ======================================================================
+    # 6. stale
+    def test_unknown_nonce_is_stale(self):
+        reg = self.registrar()
+        with self.challenger(upstream_port=reg.port) as sw:
+            py = self.phone(sw)
+            made_up = credentials({"realm": REALM, "nonce": "made-up-nonce-0001", "algorithm": "MD5",
+                                   "opaque": "whatever"}, user="1001", method="REGISTER",
+                                  uri=f"sip:{REALM}", password="secret1001")
+            final = py.transact(py.build("REGISTER", branch=new_branch(), extra=(made_up,)))
+            challenges = self.assert407(final, "407 to a made-up nonce", stale=True)
+            # the phone retries with the fresh nonce and the same password: accepted
+            auth = credentials(challenges[1], user="1001", method="REGISTER", uri=f"sip:{REALM}",
+                               password="secret1001")
+            ok = py.transact(py.build("REGISTER", branch=new_branch(), extra=(auth,)))
+            self.assertEqual(status_code(ok), 200, ok)
+            self.assertNotRegex(sw.log(), r"\(failure \d+ of", "a stale nonce is not a failure")
+            self.assertEqual(len(reg.requests("REGISTER")), 1)
+
+    def test_expired_nonce_is_stale(self):
+        reg = self.registrar()
+        with self.challenger(upstream_port=reg.port, nonce_ttl="1s") as sw:
+            py = self.phone(sw)
+            first = py.transact(py.build("REGISTER", branch=new_branch()))
+            challenges = self.assert407(first, "407")
+            time.sleep(2.2)
+            auth = credentials(challenges[0], user="1001", method="REGISTER", uri=f"sip:{REALM}",
+                               password="secret1001")
+            final = py.transact(py.build("REGISTER", branch=new_branch(), extra=(auth,)))
+            self.assert407(final, "407 to an expired nonce", stale=True)
+            self.assertEqual(reg.messages(), [])
+            self.assertNotRegex(sw.log(), r"\(failure \d+ of", "an expired nonce is not a failure")
+
+    def test_nonce_count_replay_is_refused(self):
+        """The same credentials (same nonce, same nc) in a new transaction: not forwarded."""
+        reg = self.registrar()
+        with self.challenger(upstream_port=reg.port) as sw:
+            py = self.phone(sw)
+            first = py.transact(py.build("REGISTER", branch=new_branch()))
+            ch = self.assert407(first, "407")[0]
+            auth = credentials(ch, user="1001", method="REGISTER", uri=f"sip:{REALM}", password="secret1001")
+            ok = py.transact(py.build("REGISTER", branch=new_branch(), extra=(auth,)))
+            self.assertEqual(status_code(ok), 200, ok)
+            again = py.transact(py.build("REGISTER", branch=new_branch(), extra=(auth,)))
+            self.assertEqual(status_code(again), 407, f"replayed nc must be challenged again:\n{again}")
+            self.assertEqual(len(reg.requests("REGISTER")), 1, "the replay must not reach the provider")
+            # nc=2 on the same nonce is fine (RFC 7616 3.4)
+            auth2 = credentials(ch, user="1001", method="REGISTER", uri=f"sip:{REALM}", password="secret1001",
+                                nc="00000002")
+            ok2 = py.transact(py.build("REGISTER", branch=new_branch(), extra=(auth2,)))
+            self.assertEqual(status_code(ok2), 200, ok2)
+
+    def test_unchallenged_methods_pass(self):
+        """OPTIONS (not in methods) and an in-dialog INVITE (To tag) pass without a 407."""
+        reg = self.registrar()
+        with self.challenger(upstream_port=reg.port) as sw:
+            py = self.phone(sw)
+            ok = py.transact(py.build("OPTIONS", branch=new_branch()))
+            self.assertEqual(status_code(ok), 200, ok)
+            reinvite = py.build("INVITE", branch=new_branch(), to=f"<sip:2000@{REALM}>;tag=dialog-1")
+            ok = py.transact(reinvite)
+            self.assertIsNotNone(ok, "in-dialog INVITE got no answer")
+            self.assertNotEqual(status_code(ok), 407, f"in-dialog requests are not challenged:\n{ok}")
+            self.assertEqual(len(reg.requests("OPTIONS")), 1)
+
+    # ======================================================================
+    # 7. SIGHUP reload
+    def test_sighup_reload_users(self):
+        reg = self.registrar()
+        sw = self.challenger(upstream_port=reg.port)
+        with sw:
+            users = sw.workdir / "users.yaml"
+            first, second = self.phone(sw).register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 200, second)
+
+            users.write_text('users:\n  - { username: "1001", password: "new-secret-1001" }\n')
+            reloaded = self.count(sw, r"SIGHUP: reloaded")
+            sw.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(self.wait_count(sw, r"SIGHUP: reloaded", reloaded + 1),
+                            "no 'SIGHUP: reloaded' line after SIGHUP")
+            first, second = self.phone(sw).register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 407, f"old password must fail after the reload:\n{second}")
+            first, second = self.phone(sw).register("new-secret-1001", "MD5")
+            self.assertEqual(status_code(second), 200, f"new password must work after the reload:\n{second}")
+
+            users.write_text('users:\n  - { username: "1001", password: "broken\n  - [\n')
+            sw.proc.send_signal(signal.SIGHUP)
+            m = sw.wait_for_log(r"SIGHUP: kept the running users: (.*)", timeout=5)
+            self.assertIsNotNone(m, "no 'SIGHUP: kept the running users' line for a broken users file")
+            self.assertRegex(m.group(1), r"users\.yaml:\d+:\d+", "the reason should name file:line:col")
+            first, second = self.phone(sw).register("new-secret-1001", "SHA-256")
+            self.assertEqual(status_code(second), 200, f"the running users must be kept:\n{second}")
+            first, second = self.phone(sw).register("secret1001", "MD5")
+            self.assertEqual(status_code(second), 407, second)
+            self.assertTrue(sw.alive())
+            self.assertEqual(len(reg.requests("REGISTER")), 3)
+
+    def wait_count(self, sw: Sipwitness, pattern: str, n: int, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count(sw, pattern) >= n:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def baresip_version() -> str:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "baresip-core"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        re_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libre0"], capture_output=True,
+                                    text=True, timeout=5).stdout.strip()
+        return f"{out or '?'} (libre {re_version or '?'})"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+if __name__ == "__main__":
+    unittest.main()
