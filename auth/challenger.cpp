@@ -146,13 +146,6 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
       return challenge(fresh, true,
                        checked.status == NonceIssuer::Status::expired ? "nonce expired" : "nonce not issued by this instance");
     }
-    if (creds.qop != Qop::none) {
-      auto nc = parse_nc(creds.nc);
-      if (!nc || !counts_.accept(nonce, *nc)) {
-        ++stats_.challenges;
-        return challenge(fresh, true, "nonce count reused (replay)");
-      }
-    }
     std::string user = unquote(creds.username);
     if (creds.userhash) {
       auto found = store_ ? store_->user_for_hash(user, settings_.realm, algorithm) : std::nullopt;
@@ -166,6 +159,15 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
     DigestInput in{algorithm, *ha1, nonce, cnonce, creds.nc, creds.qop, r.method, uri, r.body};
     if (!equal_constant_time(compute_response(in), unquote(creds.response)))
       return fail("wrong password", user, source, fresh, now);
+    // The count is consumed only by a verified answer, so a forged answer
+    // cannot use up the real phone's nonce count.
+    if (creds.qop != Qop::none) {
+      auto nc = parse_nc(creds.nc);
+      if (!nc || !counts_.accept(nonce, *nc)) {
+        ++stats_.challenges;
+        return challenge(fresh, true, "nonce count reused (replay)");
+      }
+    }
     sources_.erase(std::string(source));
     ++stats_.accepted;
     Decision d;

@@ -146,8 +146,12 @@ std::string NonceIssuer::mac(std::uint64_t issued, std::string_view realm,
 }
 
 std::string NonceIssuer::issue(std::string_view realm, TimePoint now,
-                               std::string_view source) const {
-  const auto issued = static_cast<std::uint64_t>(epoch_seconds(now));
+                               std::string_view source) {
+  // The time field carries seconds in its upper bits and a sequence number in
+  // the low kSequenceBits, so every nonce is unique: two challenges in the same
+  // second must not share a nonce (their nc=1 answers would look like replays).
+  const auto issued = (static_cast<std::uint64_t>(epoch_seconds(now)) << kSequenceBits) |
+                      (sequence_++ & ((std::uint64_t{1} << kSequenceBits) - 1));
   std::array<unsigned char, kRawBytes> raw{};
   put_u64(issued, raw.data());
   std::string tag = mac(issued, realm, source);
@@ -166,7 +170,7 @@ NonceIssuer::Check NonceIssuer::verify(std::string_view nonce, std::string_view 
       CRYPTO_memcmp(expected.data(), raw.data() + kTimeBytes, kMacBytes) != 0)
     return {Status::unknown};
   // Authentic from here on, so the time in it is ours.
-  const std::int64_t age = epoch_seconds(now) - static_cast<std::int64_t>(issued);
+  const std::int64_t age = epoch_seconds(now) - static_cast<std::int64_t>(issued >> kSequenceBits);
   if (age < -kFutureSkewSeconds) return {Status::unknown};
   const std::chrono::seconds age_s{std::max<std::int64_t>(age, 0)};
   if (age_s > ttl_) return {Status::expired, age_s};

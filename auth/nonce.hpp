@@ -1,6 +1,7 @@
 #pragma once
-// Stateless nonces: HMAC-SHA256 over issue time, realm and (optionally) the
-// client's source address, with a secret. Nothing is stored per nonce, so a
+// Stateless nonces: HMAC-SHA256 over issue time (plus a sequence number, so
+// each nonce is unique), realm and (optionally) the client's source address,
+// with a secret. Nothing is stored per nonce, so a
 // nonce from before a restart (another secret) is reported as unknown, and the
 // challenger treats it as stale rather than as a wrong password.
 #include <chrono>
@@ -18,7 +19,7 @@ class NonceIssuer {
   // secret: any length, 32 random bytes recommended.
   NonceIssuer(std::string secret, std::chrono::seconds ttl);
 
-  std::string issue(std::string_view realm, TimePoint now, std::string_view source = {}) const;
+  std::string issue(std::string_view realm, TimePoint now, std::string_view source = {});
 
   enum class Status : std::uint8_t { valid, expired, unknown };
   struct Check {
@@ -32,8 +33,10 @@ class NonceIssuer {
 
  private:
   std::string mac(std::uint64_t issued, std::string_view realm, std::string_view source) const;
+  static constexpr unsigned kSequenceBits = 20;  // a million unique nonces per second
   std::string secret_;
   std::chrono::seconds ttl_;
+  std::uint64_t sequence_ = 0;
 };
 
 // Nonce-count replay check (RFC 7616 3.4): per nonce, each nc may be used once

@@ -50,7 +50,7 @@ SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "Thr
 def sipwitness_binary() -> str:
     """Path of the binary under test: $SIPWITNESS_BIN, else build/sipwitness."""
     path = os.environ.get("SIPWITNESS_BIN") or str(REPO_ROOT / "build" / "sipwitness")
-    return path
+    return os.path.abspath(path)  # processes start in their own temp dirs
 
 
 # --------------------------------------------------------------------------

@@ -193,6 +193,31 @@ TEST(Challenger, RetransmissionGetsTheSameAnswerAndIsNotCountedTwice) {
   EXPECT_NE(retransmitted.ours, nullptr);
 }
 
+TEST(Challenger, ChallengesInTheSameSecondGetDistinctNoncesAndEachIsUsable) {
+  Challenger ch(settings(), "secret", store());
+  auto now = Clock::now();
+  auto a = ch.check(parse_ok(request("REGISTER", "z9hG4bKa0")), "10.0.0.5", now);
+  auto b = ch.check(parse_ok(request("INVITE", "z9hG4bKb0")), "10.0.0.6", now);
+  EXPECT_NE(a.headers, b.headers);
+  // Both clients answer with nc=00000001 in the same second: neither is a replay.
+  EXPECT_EQ(ch.check(parse_ok(request("REGISTER", "z9hG4bKa1", answer(a, "REGISTER", "1001", "secret1001"))),
+                     "10.0.0.5", now).kind, Kind::accept);
+  EXPECT_EQ(ch.check(parse_ok(request("INVITE", "z9hG4bKb1", answer(b, "INVITE", "1001", "secret1001"))),
+                     "10.0.0.6", now).kind, Kind::accept);
+}
+
+TEST(Challenger, ForgedAnswerDoesNotUseUpTheNonceCount) {
+  Challenger ch(settings(), "secret", store());
+  auto now = Clock::now();
+  auto c = ch.check(parse_ok(request("REGISTER", "z9hG4bK0")), "10.0.0.5", now);
+  // An attacker replays the nonce with nc=1 and a wrong response first...
+  auto forged = ch.check(parse_ok(request("REGISTER", "z9hG4bKf", answer(c, "REGISTER", "1001", "guess"))), "10.0.0.9", now);
+  EXPECT_STREQ(forged.reason, "wrong password");
+  // ...the phone's real nc=1 answer is still accepted.
+  auto real = ch.check(parse_ok(request("REGISTER", "z9hG4bKr", answer(c, "REGISTER", "1001", "secret1001"))), "10.0.0.5", now);
+  EXPECT_EQ(real.kind, Kind::accept) << real.reason;
+}
+
 TEST(Challenger, WhatIsNeverChallenged) {
   Challenger ch(settings(), "secret", store());
   auto now = Clock::now();

@@ -36,8 +36,11 @@ TEST(NonceIssuer, Shape) {
   EXPECT_EQ(n.size(), 32u);
   EXPECT_EQ(n.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
             std::string::npos);
-  // Stateless: the same inputs give the same nonce, another second another one.
-  EXPECT_EQ(issuer.issue("lab.example", kT0, "192.0.2.10"), n);
+  // Unique even for the same inputs in the same second (each challenge's nc
+  // starts at 1), and each one verifies on its own.
+  const std::string again = issuer.issue("lab.example", kT0, "192.0.2.10");
+  EXPECT_NE(again, n);
+  EXPECT_EQ(issuer.verify(again, "lab.example", kT0, "192.0.2.10").status, NonceIssuer::Status::valid);
   EXPECT_NE(issuer.issue("lab.example", kT0 + 1s, "192.0.2.10"), n);
   EXPECT_NE(issuer.issue("lab.example", kT0, "192.0.2.11"), n);
   EXPECT_NE(issuer.issue("lab.example2", kT0, "192.0.2.10"), n);
