@@ -232,8 +232,10 @@ Config read(const YAML::Node& root, const Reader& r) {
   return c;
 }
 
-Config load(const std::function<YAML::Node()>& parse, const std::string& name) {
-  Reader r(name);
+// Parses YAML and reads it into T; every yaml-cpp exception (syntax, or a
+// conversion while reading) becomes a ConfigError naming the file and position.
+template <class T, class Read>
+T load_yaml(const std::function<YAML::Node()>& parse, const std::string& name, Read&& read) {
   YAML::Node root;
   try {
     root = parse();
@@ -245,26 +247,13 @@ Config load(const std::function<YAML::Node()>& parse, const std::string& name) {
     throw ConfigError(where + ": " + e.msg);
   }
   try {
-    return read(root, r);
+    return read(root, Reader(name));
   } catch (const YAML::Exception& e) {
     throw ConfigError(name + ": " + e.msg);
   }
 }
 
-}  // namespace
-
-std::vector<UserRecord> load_users(const std::string& path) {
-  Reader r(path);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(path + ": cannot read file");
-  } catch (const YAML::Exception& e) {
-    std::string where = path;
-    if (!e.mark.is_null()) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
-    throw ConfigError(where + ": " + e.msg);
-  }
+std::vector<UserRecord> read_users(const YAML::Node& root, const Reader& r) {
   std::vector<UserRecord> users;
   if (!root || root.IsNull()) return users;
   r.check_keys(root, "", {"users"});
@@ -299,12 +288,18 @@ std::vector<UserRecord> load_users(const std::string& path) {
   return users;
 }
 
+}  // namespace
+
+std::vector<UserRecord> load_users(const std::string& path) {
+  return load_yaml<std::vector<UserRecord>>([&] { return YAML::LoadFile(path); }, path, read_users);
+}
+
 Config load_file(const std::string& path) {
-  return load([&] { return YAML::LoadFile(path); }, path);
+  return load_yaml<Config>([&] { return YAML::LoadFile(path); }, path, read);
 }
 
 Config load_string(const std::string& yaml, const std::string& name) {
-  return load([&] { return YAML::Load(yaml); }, name);
+  return load_yaml<Config>([&] { return YAML::Load(yaml); }, name, read);
 }
 
 std::string_view to_string(Transport t) {
