@@ -14,7 +14,9 @@ namespace sw::auth {
 class CredentialStore {
  public:
   CredentialStore() = default;
-  // default_realm applies to records without a realm.
+  // default_realm applies to records without a realm; when it is empty too, a
+  // record with a password answers for any realm (known credentials for a lab,
+  // where the provider's realm may not be known in advance).
   CredentialStore(const std::vector<config::UserRecord>& users, std::string_view default_realm);
 
   // The HA1 (hex) for this user in this realm under the base of `algorithm`.
@@ -26,7 +28,8 @@ class CredentialStore {
 
  private:
   struct User {
-    std::string username, realm;
+    std::string username, realm;        // realm "" = any realm
+    std::string password;               // kept only for realm "" (HA1 depends on the realm)
     std::optional<std::string> ha1[3];  // by base algorithm: MD5, SHA-256, SHA-512-256
   };
   const User* find(std::string_view username, std::string_view realm) const;

@@ -58,6 +58,7 @@ struct Diag {
   std::string known_credentials;
   std::chrono::seconds flow_timeout{32};
   bool redact = true;
+  std::size_t max_flows = 100000;  // live flows tracked; the least recently active is evicted
 };
 
 enum class LabRole : std::uint8_t { none, inner, outer, both };

@@ -7,11 +7,14 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
+#include "diag/flow_tracker.hpp"
 #include "diag/observer.hpp"
 #include "proxy/server.hpp"
 #include "proxy/version.hpp"
@@ -31,18 +34,59 @@ class TraceLog : public sw::diag::Observer {
   std::shared_ptr<spdlog::logger> log_;
 };
 
-std::shared_ptr<const sw::auth::CredentialStore> load_users(const sw::config::Config& cfg) {
-  if (cfg.challenge.users.empty()) return nullptr;
-  return std::make_shared<const sw::auth::CredentialStore>(sw::config::load_users(cfg.challenge.users),
-                                                           cfg.challenge.realm);
+// The users of sipwitness's own challenges, and what the diagnosis may use to be
+// certain: those users plus diag.known_credentials. Throws ConfigError.
+struct Stores {
+  std::shared_ptr<const sw::auth::CredentialStore> users;
+  std::shared_ptr<const sw::auth::CredentialStore> known;
+};
+
+Stores load_stores(const sw::config::Config& cfg) {
+  Stores stores;
+  std::vector<sw::config::UserRecord> known;
+  if (!cfg.challenge.users.empty()) {
+    auto own = sw::config::load_users(cfg.challenge.users);
+    stores.users = std::make_shared<const sw::auth::CredentialStore>(own, cfg.challenge.realm);
+    for (auto& u : own) {
+      if (u.realm.empty()) u.realm = cfg.challenge.realm;
+      known.push_back(std::move(u));
+    }
+  }
+  if (!cfg.diag.known_credentials.empty()) {
+    auto lab = sw::config::load_users(cfg.diag.known_credentials);
+    known.insert(known.end(), lab.begin(), lab.end());
+  }
+  if (!known.empty()) stores.known = std::make_shared<const sw::auth::CredentialStore>(known, "");
+  return stores;
 }
+
+// The verdict log: one JSON object per line, each line flushed whole so a
+// reader (or a crash) never sees half a line.
+class VerdictLog {
+ public:
+  explicit VerdictLog(const std::string& path)
+      : file_(path == "-" ? stdout : std::fopen(path.c_str(), "a")), owned_(path != "-") {}
+  ~VerdictLog() {
+    if (file_ && owned_) std::fclose(file_);
+  }
+  bool ok() const { return file_ != nullptr; }
+  void write(const std::string& line) {
+    std::fwrite(line.data(), 1, line.size(), file_);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+
+ private:
+  std::FILE* file_;
+  bool owned_;
+};
 
 int run(const std::string& config_path, bool check_only) {
   sw::config::Config cfg;
-  std::shared_ptr<const sw::auth::CredentialStore> users;
+  Stores stores;
   try {
     cfg = sw::config::load_file(config_path);
-    users = load_users(cfg);
+    stores = load_stores(cfg);
   } catch (const sw::config::ConfigError& e) {
     std::cerr << e.what() << "\n";
     return 2;
@@ -57,20 +101,61 @@ int run(const std::string& config_path, bool check_only) {
   log->flush_on(spdlog::level::trace);  // the log is how people watch it: never hold lines back
 
   std::signal(SIGPIPE, SIG_IGN);
+  VerdictLog verdict_log(cfg.diag.verdict_log);
+  if (!verdict_log.ok()) {
+    log->error("diag.verdict_log: cannot open {}: {}", cfg.diag.verdict_log, std::strerror(errno));
+    return 1;
+  }
+  sw::diag::TrackerSettings tracking;
+  tracking.flow_timeout = cfg.diag.flow_timeout;
+  tracking.max_flows = cfg.diag.max_flows;
+  tracking.redact = cfg.diag.redact;
+  tracking.known = stores.known;
+  if (cfg.challenge.enabled) tracking.own_realm = cfg.challenge.realm;
+  sw::diag::FlowTracker tracker(tracking, [&](const sw::diag::Verdict& v) {
+    verdict_log.write(sw::diag::to_json_line(v));
+    log->info("{}", sw::diag::to_human_line(v));
+  });
+
   uv_loop_t* loop = uv_default_loop();
   TraceLog trace(log);
-  sw::proxy::Server server(loop, cfg, log, &trace, users);
+  sw::proxy::Server server(loop, cfg, log, {&trace, &tracker}, stores.users);
+
+  // Flows end on silence too (the client gave up): look once a second.
+  struct Ticker {
+    sw::diag::FlowTracker* tracker;
+    std::shared_ptr<spdlog::logger> log;
+    std::uint64_t evictions = 0;
+  } ticker{&tracker, log};
+  uv_timer_t tick_timer{};
+  uv_timer_init(loop, &tick_timer);
+  tick_timer.data = &ticker;
+  uv_timer_start(
+      &tick_timer,
+      [](uv_timer_t* t) {
+        auto* tk = static_cast<Ticker*>(t->data);
+        tk->tracker->tick(std::chrono::system_clock::now());
+        if (tk->tracker->evictions() != tk->evictions) {
+          tk->log->warn("diag: {} flows dropped without a verdict, diag.max_flows reached ({} live)",
+                        tk->tracker->evictions() - tk->evictions, tk->tracker->live_flows());
+          tk->evictions = tk->tracker->evictions();
+        }
+      },
+      1000, 1000);
   int rc = 0;
   if (!server.start()) {
     server.shutdown();
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer), nullptr);
     rc = 1;
   }
   // SIGTERM / SIGINT: close every handle so uv_run returns and we exit 0.
   struct Stopper {
     sw::proxy::Server* server;
     const sw::config::Config* cfg;
+    sw::diag::FlowTracker* tracker;
+    uv_timer_t* tick_timer;
     uv_signal_t signals[3];
-  } stopper{&server, &cfg, {}};
+  } stopper{&server, &cfg, &tracker, &tick_timer, {}};
   if (rc == 0) {
     const int numbers[2] = {SIGTERM, SIGINT};
     for (int i = 0; i < 2; ++i) {
@@ -82,6 +167,9 @@ int run(const std::string& config_path, bool check_only) {
             auto* st = static_cast<Stopper*>(s->data);
             spdlog::get("sipwitness")->info("signal {}: stopping", signum);
             st->server->shutdown();
+            // Flows still open get their verdict now: the log loses nothing.
+            st->tracker->finish(std::chrono::system_clock::now());
+            uv_close(reinterpret_cast<uv_handle_t*>(st->tick_timer), nullptr);
             for (auto& h : st->signals)
               if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
           },
@@ -95,11 +183,13 @@ int run(const std::string& config_path, bool check_only) {
         [](uv_signal_t* s, int) {
           auto* st = static_cast<Stopper*>(s->data);
           auto logger = spdlog::get("sipwitness");
-          if (st->cfg->challenge.users.empty()) return;
+          if (st->cfg->challenge.users.empty() && st->cfg->diag.known_credentials.empty()) return;
           try {
-            auto fresh = load_users(*st->cfg);
-            logger->info("SIGHUP: reloaded {} ({} users)", st->cfg->challenge.users, fresh->size());
-            st->server->reload_users(std::move(fresh));
+            auto fresh = load_stores(*st->cfg);
+            logger->info("SIGHUP: reloaded users ({} users, {} known credentials)",
+                         fresh.users ? fresh.users->size() : 0, fresh.known ? fresh.known->size() : 0);
+            st->server->reload_users(std::move(fresh.users));
+            st->tracker->set_known(std::move(fresh.known));
           } catch (const sw::config::ConfigError& e) {
             logger->error("SIGHUP: kept the running users: {}", e.what());
           }

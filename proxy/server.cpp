@@ -86,12 +86,12 @@ struct UdpSendReq {
 };
 }  // namespace
 
-Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer,
-               std::shared_ptr<const auth::CredentialStore> users)
+Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
+               std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users)
     : loop_(loop),
       cfg_(std::move(cfg)),
       log_(std::move(log)),
-      observer_(observer),
+      observers_(std::move(observers)),
       limits_{cfg_.limits.max_message_bytes, cfg_.limits.max_headers, cfg_.limits.max_line_bytes},
       secret_(hex_random(16)),
       bindings_(cfg_.relay.max_bindings),
@@ -411,7 +411,7 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
       ++counters_.replied;
       log_->info("auth: 407 to {} from {} user={} call-id={}: {}{}", m.method, describe(in.flow), user, call_id,
                  d.reason, d.failures ? fmt::format(" (failure {} of {})", d.failures, cfg_.challenge.max_failures) : "");
-      send_to_flow(in.flow, make_reply(m, in.flow.remote, 407, "Proxy Authentication Required", {}, secret_, d.headers));
+      send_local_reply(in.flow, make_reply(m, in.flow.remote, 407, "Proxy Authentication Required", {}, secret_, d.headers));
       return true;
     case Kind::forbid:
       ++counters_.replied;
@@ -421,7 +421,7 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
                    cfg_.challenge.block_time.count());
       }
       log_->info("auth: 403 to {} from {} user={} call-id={}: {}", m.method, describe(in.flow), user, call_id, d.reason);
-      send_to_flow(in.flow, make_reply(m, in.flow.remote, 403, "Forbidden", d.reason, secret_));
+      send_local_reply(in.flow, make_reply(m, in.flow.remote, 403, "Forbidden", d.reason, secret_));
       return true;
   }
   return false;
@@ -515,7 +515,7 @@ void Server::send_reply(const sip::Message& m, const Source& in, int status, con
   ++counters_.replied;
   log_->info("reply: {} {} to {} from {} call-id={}: {}", status, reason, m.method, describe(in.flow),
              m.value(sip::HeaderId::CallId), detail);
-  send_to_flow(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_));
+  send_local_reply(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_));
 }
 
 void Server::send_to_flow(const Flow& flow, std::string bytes) {
@@ -529,7 +529,7 @@ void Server::send(Transport transport, const Address& dst, std::uint64_t connect
     log_->warn("send to {} {} failed: {}", config::to_string(transport), dst.to_string(), why);
     if (on_failure) {
       auto [reply, back] = on_failure();
-      send_to_flow(back, std::move(reply));
+      send_local_reply(back, std::move(reply));
     }
   };
   if (transport == Transport::udp) {
@@ -703,7 +703,7 @@ Server::Connection* Server::open_connection(const Address& dst) {
       self->log_->warn("tcp connect to {} failed: {}", conn->remote.to_string(), uv_strerror(status));
       self->counters_.send_failures += failures.size();
       if (!conn->closing) self->close_connection(*conn, "connect failed");
-      for (auto& [reply, back] : failures) self->send_to_flow(back, std::move(reply));
+      for (auto& [reply, back] : failures) self->send_local_reply(back, std::move(reply));
       return;
     }
     if (conn->closing) return;
@@ -775,13 +775,20 @@ void Server::close_connection(Connection& c, const char* why) {
 
 // ---- diagnostics ----------------------------------------------------------
 
-void Server::observe(diag::Direction dir, const sip::Message& m, const Flow& peer) {
-  if (!observer_) return;
+void Server::observe(diag::Direction dir, const sip::Message& m, const Flow& peer, bool local) {
+  if (observers_.empty()) return;
   auto transport = config::to_string(peer.transport);
   auto peer_text = peer.remote.to_string();
   diag::Observed e{dir, from_upstream(peer) ? diag::Leg::upstream : diag::Leg::phone, std::chrono::system_clock::now(),
-                   transport, peer_text, m};
-  observer_->on_message(e);
+                   transport, peer_text, m, local};
+  for (auto* o : observers_) o->on_message(e);
+}
+
+void Server::send_local_reply(const Flow& to, std::string bytes) {
+  if (!observers_.empty()) {
+    if (auto parsed = sip::parse(bytes, sip::Framing::datagram, limits_)) observe(diag::Direction::sent, *parsed, to, true);
+  }
+  send_to_flow(to, std::move(bytes));
 }
 
 std::string Server::describe(const Flow& f) const {

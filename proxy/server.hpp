@@ -26,8 +26,8 @@ struct Counters {
 class Server {
  public:
   // users: the credential store for sipwitness's own challenges (challenge.enabled).
-  Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log, diag::Observer* observer,
-         std::shared_ptr<const auth::CredentialStore> users = nullptr);
+  Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
+         std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users = nullptr);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -89,13 +89,15 @@ class Server {
   void close_connection(Connection& conn, const char* why);
   void touch(Connection& conn);
 
-  void observe(diag::Direction dir, const sip::Message& m, const Flow& peer);
+  void observe(diag::Direction dir, const sip::Message& m, const Flow& peer, bool local = false);
+  // Sends a response sipwitness generated, and shows it to the observers.
+  void send_local_reply(const Flow& to, std::string bytes);
   std::string describe(const Flow& f) const;
 
   uv_loop_t* loop_;
   config::Config cfg_;
   std::shared_ptr<spdlog::logger> log_;
-  diag::Observer* observer_;
+  std::vector<diag::Observer*> observers_;
   sip::ParseLimits limits_;
   std::string secret_;  // per-process, for our To tags
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -1,0 +1,302 @@
+#include "flow_tracker.hpp"
+
+#include <algorithm>
+
+#include "proxy/sip/text.hpp"
+#include "proxy/sip/uri.hpp"
+
+namespace sw::diag {
+namespace {
+
+using auth::Algorithm;
+using auth::Qop;
+
+std::string flow_key(const sip::Message& m) {
+  std::string key(m.value(sip::HeaderId::CallId));
+  key += '\x1f';
+  key += m.cseq_method;
+  key += '\x1f';
+  key += sip::tag_of(m.value(sip::HeaderId::From));
+  return key;
+}
+
+double seconds(std::chrono::system_clock::duration d) {
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) / 1000.0;
+}
+
+std::string uri_user(std::string_view name_addr_text, std::string* uri_out = nullptr) {
+  auto na = sip::parse_name_addr(name_addr_text);
+  if (!na) return {};
+  if (uri_out) *uri_out = std::string(na->uri_text);
+  return std::string(na->uri.user);
+}
+
+std::vector<std::string> algorithm_names(const std::vector<Algorithm>& algorithms) {
+  std::vector<std::string> out;
+  for (auto a : algorithms) out.emplace_back(auth::to_string(a));
+  return out;
+}
+
+}  // namespace
+
+FlowTracker::FlowTracker(TrackerSettings settings, Sink sink) : settings_(std::move(settings)), sink_(std::move(sink)) {}
+
+FlowTracker::Flow* FlowTracker::find(const std::string& key) {
+  auto it = flows_.find(key);
+  return it == flows_.end() ? nullptr : &it->second;
+}
+
+void FlowTracker::on_message(const Observed& e) {
+  if (e.message.is_request) {
+    if (e.direction == Direction::received) on_request(e);
+    return;
+  }
+  // What sipwitness forwards is a copy of what it received; only its own
+  // responses are new on the sending side.
+  if (e.direction == Direction::received || e.local) on_response(e);
+}
+
+void FlowTracker::on_request(const Observed& e) {
+  const auto& m = e.message;
+  if (m.method == "ACK" || m.method == "CANCEL") return;
+  if (!sip::tag_of(m.value(sip::HeaderId::To)).empty()) return;  // in-dialog: authorised with the dialog
+  auto key = flow_key(m);
+  auto* flow = find(key);
+  if (!flow) {
+    if (flows_.size() >= settings_.max_flows && !lru_.empty()) {
+      // Full: the least recently active flow is dropped without a verdict.
+      flows_.erase(lru_.back());
+      lru_.pop_back();
+      ++evictions_;
+    }
+    lru_.push_front(key);
+    Flow f;
+    f.key = key;
+    f.call_id = std::string(m.value(sip::HeaderId::CallId));
+    f.method = std::string(m.method);
+    f.from_tag = std::string(sip::tag_of(m.value(sip::HeaderId::From)));
+    f.aor_user = uri_user(m.value(sip::HeaderId::To), &f.aor);
+    f.from_user = uri_user(m.value(sip::HeaderId::From));
+    f.source = std::string(e.peer);
+    f.started = e.time;
+    f.lru = lru_.begin();
+    flow = &flows_.emplace(key, std::move(f)).first->second;
+  } else {
+    lru_.splice(lru_.begin(), lru_, flow->lru);
+  }
+  flow->last_activity = e.time;
+  bool retransmission = !flow->answers.empty() && flow->answers.back().cseq == m.cseq_number &&
+                        flow->last_cseq == m.cseq_number;
+  flow->last_cseq = m.cseq_number;
+  if (retransmission) return;
+
+  // The credentials answering this flow's challenges: the one for a challenged
+  // realm, else the first Digest credentials of either kind.
+  std::optional<auth::Credentials> chosen;
+  bool chosen_proxy = false;
+  for (const auto& h : m.headers) {
+    bool proxy = h.id == sip::HeaderId::ProxyAuthorization;
+    if (!proxy && h.id != sip::HeaderId::Authorization) continue;
+    auto creds = auth::parse_credentials(h.value);
+    if (!creds) continue;
+    auto realm = auth::unquote(creds->realm);
+    bool challenged = std::any_of(flow->challenges.begin(), flow->challenges.end(),
+                                  [&](const ChallengeSeen& c) { return c.realm == realm; });
+    if (!chosen || challenged) {
+      chosen = *creds;
+      chosen_proxy = proxy;
+      if (challenged) break;
+    }
+  }
+  if (!chosen) return;
+  Answer a;
+  a.username = auth::unquote(chosen->username);
+  a.realm = auth::unquote(chosen->realm);
+  a.nonce = auth::unquote(chosen->nonce);
+  a.uri = auth::unquote(chosen->uri);
+  a.response = auth::unquote(chosen->response);
+  a.cnonce = auth::unquote(chosen->cnonce);
+  a.nc = std::string(chosen->nc);
+  a.opaque = auth::unquote(chosen->opaque);
+  a.algorithm_text = std::string(chosen->algorithm_text);
+  a.algorithm = chosen->algorithm;
+  a.qop = chosen->qop;
+  a.proxy = chosen_proxy;
+  a.request_uri = std::string(m.request_uri);
+  a.method = std::string(m.method);
+  a.body = std::string(m.body);
+  a.cseq = m.cseq_number;
+  a.at = e.time;
+  a.order = ++flow->events;
+  flow->awaiting_answer = false;
+  flow->answers.push_back(std::move(a));
+}
+
+void FlowTracker::on_response(const Observed& e) {
+  const auto& m = e.message;
+  if (m.status < 200) return;
+  auto key = flow_key(m);
+  auto* flow = find(key);
+  if (!flow) return;
+  lru_.splice(lru_.begin(), lru_, flow->lru);
+  flow->last_activity = e.time;
+  if (m.status != 401 && m.status != 407) {
+    end(key, m.status, e.time);
+    return;
+  }
+  ChallengeSeen c;
+  c.status = m.status;
+  c.by_sipwitness = e.local;
+  c.at = e.time;
+  auto header = m.status == 401 ? sip::HeaderId::WwwAuthenticate : sip::HeaderId::ProxyAuthenticate;
+  bool first = true;
+  for (const auto& h : m.headers) {
+    if (h.id != header) continue;
+    auto parsed = auth::parse_challenges(h.value);
+    if (!parsed) continue;
+    for (const auto& ch : *parsed) {
+      if (first) {
+        c.realm = ch.realm;
+        c.nonce = ch.nonce;
+        c.opaque = ch.opaque;
+        c.qops = ch.qops;
+        first = false;
+      }
+      c.stale = c.stale || ch.stale;
+      if (std::find(c.algorithms.begin(), c.algorithms.end(), ch.algorithm) == c.algorithms.end())
+        c.algorithms.push_back(ch.algorithm);
+    }
+  }
+  // A retransmitted challenge (same nonce, nothing answered since) is not a new one.
+  if (flow->awaiting_answer && !flow->challenges.empty() && flow->challenges.back().nonce == c.nonce &&
+      flow->challenges.back().status == c.status)
+    return;
+  c.order = ++flow->events;
+  flow->challenges.push_back(std::move(c));
+  flow->awaiting_answer = true;
+  if (static_cast<int>(flow->challenges.size()) >= settings_.loop_challenges) end(key, m.status, e.time);
+}
+
+void FlowTracker::end(const std::string& key, int final_status, TimePoint now) {
+  auto it = flows_.find(key);
+  if (it == flows_.end()) return;
+  auto verdict = analyze(it->second, final_status, now);
+  lru_.erase(it->second.lru);
+  flows_.erase(it);
+  ++verdicts_;
+  sink_(verdict);
+}
+
+void FlowTracker::tick(TimePoint now) {
+  std::vector<std::pair<std::string, int>> due;
+  for (const auto& [key, flow] : flows_) {
+    auto silent = now - flow.last_activity;
+    if (flow.awaiting_answer && silent >= settings_.flow_timeout)
+      due.emplace_back(key, flow.challenges.back().status);
+    else if (!flow.awaiting_answer && silent >= 2 * settings_.flow_timeout)
+      due.emplace_back(key, 0);
+  }
+  for (const auto& [key, status] : due) end(key, status, now);
+}
+
+void FlowTracker::finish(TimePoint now) {
+  std::vector<std::pair<std::string, int>> all;
+  for (const auto& [key, flow] : flows_) all.emplace_back(key, flow.awaiting_answer ? flow.challenges.back().status : 0);
+  for (const auto& [key, status] : all) end(key, status, now);
+}
+
+Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) const {
+  Verdict v;
+  v.ts = now;
+  v.call_id = f.call_id;
+  v.method = f.method;
+  v.aor = f.aor;
+  v.source = f.source;
+  v.challenges = static_cast<int>(f.challenges.size());
+  v.final_status = final_status;
+  if (!f.answers.empty()) v.user = f.answers.back().username;
+  auto& ev = v.evidence;
+  auto set = [&](VerdictKind kind, Confidence confidence) {
+    v.verdict = kind;
+    v.confidence = confidence;
+    v.hint = std::string(hint_for(kind));
+    return v;
+  };
+  const ChallengeSeen* last_challenge = f.challenges.empty() ? nullptr : &f.challenges.back();
+  if (last_challenge) ev.emplace_back("challenged_by", last_challenge->by_sipwitness ? "sipwitness" : "upstream");
+
+  if (final_status == 403) return set(VerdictKind::forbidden, Confidence::certain);
+  if (final_status != 0 && final_status != 401 && final_status != 407)
+    return set(f.challenges.empty() ? VerdictKind::ok : VerdictKind::ok_after_challenge, Confidence::certain);
+  if (final_status == 0 || !last_challenge) return set(VerdictKind::unanswered, Confidence::certain);
+  if (f.answers.empty()) {
+    ev.emplace_back("challenge_realm", last_challenge->realm);
+    ev.emplace_back("offered_algorithms", algorithm_names(last_challenge->algorithms));
+    return set(VerdictKind::no_credentials, Confidence::certain);
+  }
+
+  // The last answer against the challenge it answered and the one that followed.
+  const Answer& a = f.answers.back();
+  const ChallengeSeen* answered = nullptr;
+  const ChallengeSeen* following = nullptr;
+  const ChallengeSeen* issuer = nullptr;  // the challenge that issued the answered nonce
+  for (const auto& c : f.challenges) {
+    if (c.order < a.order) answered = &c;
+    if (c.order > a.order && !following) following = &c;
+    if (c.order < a.order && c.nonce == a.nonce) issuer = &c;
+  }
+  if (!answered) answered = last_challenge;
+  ev.emplace_back("challenge_realm", answered->realm);
+  ev.emplace_back("credential_realm", a.realm);
+  ev.emplace_back("credential_username", a.username);
+  ev.emplace_back("aor_user", f.aor_user);
+  // Shortened by default: enough to match against a capture, never enough to replay.
+  ev.emplace_back("credential_response", settings_.redact ? a.response.substr(0, 8) + "..." : a.response);
+  ev.emplace_back("answer_delay_s", seconds(a.at - answered->at));
+
+  if (a.realm != answered->realm) return set(VerdictKind::realm_mismatch, Confidence::certain);
+
+  auto algorithm = a.algorithm.value_or(Algorithm::md5);
+  bool algorithm_offered = answered->algorithms.empty() ||
+                           std::find(answered->algorithms.begin(), answered->algorithms.end(), algorithm) !=
+                               answered->algorithms.end();
+  bool qop_offered = a.qop == Qop::none || answered->qops.empty() ||
+                     std::find(answered->qops.begin(), answered->qops.end(), a.qop) != answered->qops.end();
+  if (!algorithm_offered || !qop_offered) {
+    ev.emplace_back("offered_algorithms", algorithm_names(answered->algorithms));
+    ev.emplace_back("credential_algorithm", a.algorithm_text.empty() ? std::string("MD5") : a.algorithm_text);
+    if (!qop_offered) ev.emplace_back("credential_qop", std::string(auth::to_string(a.qop)));
+    return set(VerdictKind::algorithm_unsupported, Confidence::certain);
+  }
+
+  bool stale = following && following->stale;
+  if (stale || !issuer) {
+    ev.emplace_back("stale", stale);
+    if (issuer) ev.emplace_back("nonce_age_s", seconds(a.at - issuer->at));
+    else ev.emplace_back("nonce_issued_in_flow", false);
+    return set(VerdictKind::nonce_expired, stale ? Confidence::certain : Confidence::likely);
+  }
+
+  if (a.uri != a.request_uri) {
+    ev.emplace_back("digest_uri", a.uri);
+    ev.emplace_back("request_uri", a.request_uri);
+    return set(VerdictKind::uri_mismatch, Confidence::likely);
+  }
+
+  // With the password known, recompute instead of guessing.
+  if (settings_.known) {
+    if (auto ha1 = settings_.known->ha1(a.username, answered->realm, algorithm)) {
+      auth::DigestInput in{algorithm, *ha1, a.nonce, a.cnonce, a.nc, a.qop, a.method, a.uri, a.body};
+      bool verified = auth::equal_constant_time(auth::compute_response(in), a.response);
+      ev.emplace_back("response_verified", verified);
+      return verified ? set(VerdictKind::auth_loop, Confidence::certain)
+                      : set(VerdictKind::wrong_password, Confidence::certain);
+    }
+    if (last_challenge->by_sipwitness) return set(VerdictKind::username_mismatch, Confidence::certain);
+  }
+  if (a.username != f.aor_user && a.username != f.from_user)
+    return set(VerdictKind::username_mismatch, Confidence::likely);
+  return set(VerdictKind::wrong_password, Confidence::likely);
+}
+
+}  // namespace sw::diag

@@ -1,0 +1,104 @@
+#pragma once
+// Follows every digest exchange per flow (Call-ID + method + From tag: a
+// REGISTER and its authenticated retries, an INVITE and its retry) and emits one
+// Verdict when the flow ends: on its final response, or after flow_timeout of
+// silence following a challenge (the client gave up). Pure: time comes with the
+// events and with tick(); memory is bounded by max_flows.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <list>
+#include <optional>
+#include <vector>
+
+#include "auth/credentials.hpp"
+#include "auth/digest.hpp"
+#include "diag/observer.hpp"
+#include "diag/verdict.hpp"
+
+namespace sw::diag {
+
+struct TrackerSettings {
+  std::chrono::seconds flow_timeout{32};
+  std::size_t max_flows = 100000;
+  bool redact = true;  // digests shortened in evidence (never passwords or HA1s anyway)
+  // Passwords the diagnosis may use to be certain (diag.known_credentials, or the
+  // users of sipwitness's own challenges); may be null.
+  std::shared_ptr<const auth::CredentialStore> known;
+  std::string own_realm;  // realm of sipwitness's own 407s ("" when off)
+  int loop_challenges = 6;  // this many challenges without success ends the flow as a loop or a cause
+};
+
+class FlowTracker : public Observer {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+  using Sink = std::function<void(const Verdict&)>;
+
+  FlowTracker(TrackerSettings settings, Sink sink);
+  void set_known(std::shared_ptr<const auth::CredentialStore> known) { settings_.known = std::move(known); }
+
+  void on_message(const Observed& event) override;
+  // Ends flows silent for flow_timeout after a challenge (no_credentials, or the
+  // cause found in their last answer) and flows without any final response for
+  // twice that (unanswered).
+  void tick(TimePoint now);
+  // Ends every open flow (shutdown, end of a capture) as tick would at `now`.
+  void finish(TimePoint now);
+
+  std::size_t live_flows() const { return flows_.size(); }
+  std::uint64_t evictions() const { return evictions_; }
+  std::uint64_t verdicts() const { return verdicts_; }
+
+  struct ChallengeSeen {
+    std::string realm, nonce, opaque;
+    std::vector<auth::Algorithm> algorithms;  // offered, in order
+    std::vector<auth::Qop> qops;
+    bool stale = false;
+    int status = 0;             // 401 or 407
+    bool by_sipwitness = false; // our own 407
+    TimePoint at;
+    std::uint64_t order = 0;    // position among the flow's events
+  };
+  struct Answer {
+    std::string username, realm, nonce, uri, response, cnonce, nc, opaque, algorithm_text;
+    std::optional<auth::Algorithm> algorithm;
+    auth::Qop qop = auth::Qop::none;
+    bool proxy = false;  // Proxy-Authorization (answers a 407) vs Authorization (a 401)
+    std::string request_uri, method, body;
+    std::uint32_t cseq = 0;
+    TimePoint at;
+    std::uint64_t order = 0;
+  };
+  struct Flow {
+    std::string key, call_id, method, from_tag, aor, aor_user, from_user, source;
+    std::vector<ChallengeSeen> challenges;
+    std::vector<Answer> answers;
+    std::uint32_t last_cseq = 0;
+    bool awaiting_answer = false;  // the last event was a challenge
+    std::uint64_t events = 0;
+    TimePoint started, last_activity;
+    std::list<std::string>::iterator lru;
+  };
+
+  // The verdict for a flow ending now with this final status: a final response's
+  // code, the last challenge's (401/407) when the client gave up or looped, or
+  // 0 when nothing answered. Exposed for tests and the offline analyzer.
+  Verdict analyze(const Flow& flow, int final_status, TimePoint now) const;
+
+ private:
+  void on_request(const Observed& e);
+  void on_response(const Observed& e);
+  void end(const std::string& key, int final_status, TimePoint now);
+  Flow* find(const std::string& key);
+
+  TrackerSettings settings_;
+  Sink sink_;
+  std::unordered_map<std::string, Flow> flows_;
+  std::list<std::string> lru_;  // most recently active first
+  std::uint64_t evictions_ = 0;
+  std::uint64_t verdicts_ = 0;
+};
+
+}  // namespace sw::diag
