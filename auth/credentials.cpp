@@ -60,6 +60,12 @@ std::optional<std::string> CredentialStore::user_for_hash(std::string_view userh
   return std::nullopt;
 }
 
+bool CredentialStore::covers_realm(std::string_view realm) const {
+  for (const auto& u : users_)
+    if (u.realm == realm) return true;
+  return false;
+}
+
 bool CredentialStore::knows(std::string_view username, std::string_view realm) const {
   return find(username, realm) != nullptr;
 }

@@ -260,7 +260,8 @@ Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) con
   bool algorithm_offered = answered->algorithms.empty() ||
                            std::find(answered->algorithms.begin(), answered->algorithms.end(), algorithm) !=
                                answered->algorithms.end();
-  bool qop_offered = a.qop == Qop::none || answered->qops.empty() ||
+  // Without qop in the challenge the client must not use one (RFC 2069 form).
+  bool qop_offered = a.qop == Qop::none ||
                      std::find(answered->qops.begin(), answered->qops.end(), a.qop) != answered->qops.end();
   if (!algorithm_offered || !qop_offered) {
     ev.emplace_back("offered_algorithms", algorithm_names(answered->algorithms));
@@ -292,7 +293,9 @@ Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) con
       return verified ? set(VerdictKind::auth_loop, Confidence::certain)
                       : set(VerdictKind::wrong_password, Confidence::certain);
     }
-    if (last_challenge->by_sipwitness) return set(VerdictKind::username_mismatch, Confidence::certain);
+    // The store speaks for a realm it lists users of (and for our own realm).
+    if (last_challenge->by_sipwitness || settings_.known->covers_realm(answered->realm))
+      return set(VerdictKind::username_mismatch, Confidence::certain);
   }
   if (a.username != f.aor_user && a.username != f.from_user)
     return set(VerdictKind::username_mismatch, Confidence::likely);

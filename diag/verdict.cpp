@@ -119,7 +119,11 @@ std::string to_human_line(const Verdict& v) {
                     (v.challenges == 1 ? " challenge" : " challenges") + ", final " +
                     (v.final_status ? std::to_string(v.final_status) : std::string("none"));
   for (const auto& [key, value] : v.evidence) out += "; " + key + "=" + evidence_text(value);
-  return out + " | " + v.hint;
+  out += " | " + v.hint;
+  // Fields come off the wire: a control character must not split the log line.
+  for (auto& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
 }
 
 }  // namespace sw::diag
