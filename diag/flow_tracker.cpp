@@ -129,6 +129,10 @@ void FlowTracker::on_request(const Observed& e) {
   a.at = e.time;
   a.order = ++flow->events;
   flow->awaiting_answer = false;
+  // Only the latest answers matter to the analysis; a flood of new requests
+  // without responses must not grow one flow without bound.
+  constexpr std::size_t kMaxAnswers = 16;
+  if (flow->answers.size() >= kMaxAnswers) flow->answers.erase(flow->answers.begin());
   flow->answers.push_back(std::move(a));
 }
 

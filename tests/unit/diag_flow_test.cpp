@@ -812,6 +812,54 @@ TEST_F(DiagFlow, FlowKeyIsCallIdMethodAndFromTag) {
                  Want{.verdict = VerdictKind::unanswered, .final_status = 0, .method = "INVITE"});
 }
 
+// For an INVITE the To user is the callee: the caller (From) answering with its
+// own name is not a username mismatch; someone else's name is.
+TEST_F(DiagFlow, InviteCallerCredentialsAreComparedWithTheCaller) {
+  struct Row {
+    const char* name;
+    std::string username;
+    VerdictKind want;
+  };
+  const std::vector<Row> rows{
+      {"caller's own username", "1001", VerdictKind::wrong_password},
+      {"a third username", "alice", VerdictKind::username_mismatch},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    start(TrackerSettings{});
+    Req r{.method = "INVITE", .call_id = "call-2002", .request_uri = "sip:2002@sip.example.com",
+          .to_uri = "sip:2002@sip.example.com"};
+    from_phone(r, at(0));
+    from_upstream(401, r, at(100), challenge(Chal{}));
+    r.cseq = 2;
+    r.auth = credential(Cred{.username = row.username, .password = std::string(kWrongPassword),
+                             .uri = "sip:2002@sip.example.com", .method = "INVITE"});
+    from_phone(r, at(1100));
+    from_upstream(401, r, at(1200), challenge(Chal{.nonce = "nonce-b"}));
+    tracker_->tick(at(1200) + 32s);
+    ASSERT_EQ(verdicts_.size(), 1u);
+    expect_verdict(verdicts_.front(), "call-2002",
+                   Want{.verdict = row.want, .confidence = Confidence::likely, .challenges = 2, .final_status = 401,
+                        .user = row.username, .method = "INVITE", .aor = "sip:2002@sip.example.com"});
+    if (row.want == VerdictKind::username_mismatch)
+      expect_evidence(verdicts_.front(), "credential_username", S(row.username));
+  }
+}
+
+// A UDP retransmission of the same 401 (same nonce, nothing answered between)
+// is one challenge, not two.
+TEST_F(DiagFlow, RetransmittedChallengeCountsOnce) {
+  Req r{.call_id = "retrans-1"};
+  from_phone(r, at(0));
+  from_upstream(401, r, at(100), challenge(Chal{}));
+  from_phone(r, at(500));  // the phone's REGISTER retransmitted
+  from_upstream(401, r, at(600), challenge(Chal{}));
+  tracker_->tick(at(600) + 32s);
+  ASSERT_EQ(verdicts_.size(), 1u);
+  expect_verdict(verdicts_.front(), "retrans-1",
+                 Want{.verdict = VerdictKind::no_credentials, .challenges = 1, .final_status = 401});
+}
+
 // sipwitness challenges REGISTER itself (407, realm lab.example) and the
 // provider challenges it too (401, realm sip.example.com): the verdict says
 // which challenger rejected the phone.

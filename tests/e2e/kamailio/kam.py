@@ -182,7 +182,8 @@ def _quote_cfg(s: str) -> str:
 
 def render_config(port: int, rundir: str, *, realm: str = DEFAULT_REALM,
                   users: dict[str, str] | None = None, debug: int = 2,
-                  qop: bool = True, mpath: str | None = None, algorithm: str = "MD5") -> str:
+                  qop: bool = True, mpath: str | None = None, algorithm: str = "MD5",
+                  nonce_expire: int = 60, stale_on_expiry: bool = False) -> str:
     users = DEFAULT_USERS if users is None else users
     mpath = mpath or find_mpath()
     if mpath is None:
@@ -200,6 +201,9 @@ def render_config(port: int, rundir: str, *, realm: str = DEFAULT_REALM,
         "DEBUG": str(int(debug)),
         "QOP_FLAG": "1" if qop else "0",
         "ALGORITHM": _quote_cfg(algorithm),
+        "NONCE_EXPIRE": str(int(nonce_expire)),
+        # www_challenge flags after an expired nonce: 16 adds stale=true
+        "STALE_CHALLENGE_FLAGS": str((1 if qop else 0) | (16 if stale_on_expiry else 0)),
         "PASSWORD_BRANCHES": "\n".join(branches) if branches else "\t# no users",
     }
     text = TEMPLATE.read_text()
@@ -246,9 +250,21 @@ class Kamailio:
 
     def __init__(self, *, port: int | None = None, realm: str = DEFAULT_REALM,
                  users: dict[str, str] | None = None, debug: int = 2,
-                 workdir: str | None = None, start_timeout: float = 15.0, algorithm: str = "MD5"):
+                 workdir: str | None = None, start_timeout: float = 15.0, algorithm: str = "MD5",
+                 nonce_expire: int = 60, stale_on_expiry: bool = False):
+        """nonce_expire: the auth module's nonce lifetime in seconds. A nonce
+        is stale once its expiry second is in the past (so it is refused
+        between nonce_expire and nonce_expire + 1 s after the challenge); an
+        answer with a stale nonce fails before the password is checked
+        (pv_www_authenticate returns -4).
+        stale_on_expiry: re-challenge such an answer with stale=true
+        (www_challenge flag 16). Kamailio never adds stale=true by itself:
+        the script must ask for it, and the stock kamailio.cfg does not, so
+        the default (False) re-challenges like a stock Kamailio."""
         self.realm = realm
         self.algorithm = algorithm
+        self.nonce_expire = nonce_expire
+        self.stale_on_expiry = stale_on_expiry
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.debug = debug
         self.start_timeout = start_timeout
@@ -283,7 +299,8 @@ class Kamailio:
         self.rundir.mkdir(parents=True, exist_ok=True)
         self.cfg_path.write_text(render_config(
             self.port, str(self.rundir), realm=self.realm, users=self.users,
-            debug=self.debug, algorithm=self.algorithm))
+            debug=self.debug, algorithm=self.algorithm, nonce_expire=self.nonce_expire,
+            stale_on_expiry=self.stale_on_expiry))
 
     def check_config(self, timeout: float = 15.0) -> subprocess.CompletedProcess:
         """`kamailio -c`: syntax and module check only."""
