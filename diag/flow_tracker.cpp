@@ -11,6 +11,8 @@ namespace {
 using auth::Algorithm;
 using auth::Qop;
 
+constexpr auto kSlowAnswer = std::chrono::seconds(2);
+
 std::string flow_key(const sip::Message& m) {
   std::string key(m.value(sip::HeaderId::CallId));
   key += '\x1f';
@@ -90,22 +92,28 @@ void FlowTracker::on_request(const Observed& e) {
   flow->last_cseq = m.cseq_number;
   if (retransmission) return;
 
-  // The credentials answering this flow's challenges: the one for a challenged
-  // realm, else the first Digest credentials of either kind.
+  // The credentials answering this flow's challenges: the one for the realm of
+  // the latest challenge (what the request answers), else one for any realm
+  // challenged in the flow, else the first Digest credentials of either kind.
   std::optional<auth::Credentials> chosen;
   bool chosen_proxy = false;
+  int chosen_rank = -1;
+  const std::string* latest_realm = flow->challenges.empty() ? nullptr : &flow->challenges.back().realm;
   for (const auto& h : m.headers) {
     bool proxy = h.id == sip::HeaderId::ProxyAuthorization;
     if (!proxy && h.id != sip::HeaderId::Authorization) continue;
     auto creds = auth::parse_credentials(h.value);
     if (!creds) continue;
     auto realm = auth::unquote(creds->realm);
-    bool challenged = std::any_of(flow->challenges.begin(), flow->challenges.end(),
-                                  [&](const ChallengeSeen& c) { return c.realm == realm; });
-    if (!chosen || challenged) {
+    int rank = 0;
+    if (latest_realm && realm == *latest_realm) rank = 2;
+    else if (std::any_of(flow->challenges.begin(), flow->challenges.end(),
+                         [&](const ChallengeSeen& c) { return c.realm == realm; }))
+      rank = 1;
+    if (rank > chosen_rank) {
       chosen = *creds;
       chosen_proxy = proxy;
-      if (challenged) break;
+      chosen_rank = rank;
     }
   }
   if (!chosen) return;
@@ -294,8 +302,13 @@ Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) con
       auth::DigestInput in{algorithm, *ha1, a.nonce, a.cnonce, a.nc, a.qop, a.method, a.uri, a.body};
       bool verified = auth::equal_constant_time(auth::compute_response(in), a.response);
       ev.emplace_back("response_verified", verified);
-      return verified ? set(VerdictKind::auth_loop, Confidence::certain)
-                      : set(VerdictKind::wrong_password, Confidence::certain);
+      if (!verified) return set(VerdictKind::wrong_password, Confidence::certain);
+      // Right password, rejected anyway. A phone answers in milliseconds; a slow
+      // answer most likely met a nonce that had expired (many servers re-challenge
+      // without stale=true).
+      if (a.at - answered->at >= kSlowAnswer) return set(VerdictKind::nonce_expired, Confidence::likely);
+      ev.emplace_back("checked", std::vector<std::string>{"realm", "algorithm", "qop", "nonce", "uri", "password"});
+      return set(VerdictKind::auth_loop, Confidence::likely);
     }
     // The store speaks for a realm it lists users of (and for our own realm).
     if (last_challenge->by_sipwitness || settings_.known->covers_realm(answered->realm))

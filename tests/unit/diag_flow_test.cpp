@@ -277,20 +277,20 @@ class DiagFlow : public ::testing::Test {
   // REGISTER -> 401 (first) -> REGISTER with `answer` -> 401 (same challenge,
   // fresh nonce, stale as given) -> silence; ticks just before and at the timeout.
   void rejected_answer(const std::string& call_id, const std::vector<Chal>& first, const Cred& answer,
-                       bool stale_after) {
+                       bool stale_after, int answer_delay_ms = 1000) {
     Req r{.call_id = call_id};
     from_phone(r, at(0));
     from_upstream(401, r, at(100), challenges(first));
     r.cseq = 2;
     r.auth = credential(answer);
-    from_phone(r, at(1100));
+    from_phone(r, at(100 + answer_delay_ms));
     Chal again = first.front();
     again.nonce = "nonce-b";
     again.stale = stale_after;
-    from_upstream(401, r, at(1200), challenge(again));
-    tracker_->tick(at(1200) + 31s);
+    from_upstream(401, r, at(200 + answer_delay_ms), challenge(again));
+    tracker_->tick(at(200 + answer_delay_ms) + 31s);
     EXPECT_TRUE(verdicts_.empty()) << "ended before flow_timeout";
-    tracker_->tick(at(1200) + 32s);
+    tracker_->tick(at(200 + answer_delay_ms) + 32s);
   }
 
   std::unique_ptr<FlowTracker> tracker_;
@@ -505,6 +505,7 @@ struct CauseRow {
   Cred answer{};
   bool stale_after = false;  // the 401 that follows the answer says stale=true
   bool known = false;        // known credentials for 1001 in kRealm (password kPassword)
+  int answer_delay_ms = 1000;  // from the first 401 to the answer
   std::string own_realm{};
   VerdictKind want = VerdictKind::ok;
   Confidence confidence = Confidence::certain;
@@ -608,14 +609,22 @@ TEST_F(DiagFlow, CauseOfARejectedAnswer) {
        .answer = Cred{},
        .known = true,
        .want = VerdictKind::auth_loop,
-       .confidence = Confidence::certain,
+       .confidence = Confidence::likely,
+       .evidence = {{"response_verified", B(true)}}},
+      {.name = "known password verifies but the answer came slowly: a lapsed nonce",
+       .first = {Chal{}},
+       .answer = Cred{},
+       .known = true,
+       .answer_delay_ms = 3000,
+       .want = VerdictKind::nonce_expired,
+       .confidence = Confidence::likely,
        .evidence = {{"response_verified", B(true)}}},
       {.name = "known password, SHA-256 with qop none verifies",
        .first = {Chal{.algorithm = "SHA-256", .qop = ""}},
        .answer = Cred{.algorithm = "SHA-256", .qop = ""},
        .known = true,
        .want = VerdictKind::auth_loop,
-       .confidence = Confidence::certain,
+       .confidence = Confidence::likely,
        .evidence = {{"response_verified", B(true)}}},
       {.name = "user unknown to the known store in its realm",
        .first = {Chal{}},
@@ -659,7 +668,7 @@ TEST_F(DiagFlow, CauseOfARejectedAnswer) {
     if (row.known) s.known = known_store(kRealm);
     s.own_realm = row.own_realm;
     start(s);
-    rejected_answer("cause-1", row.first, row.answer, row.stale_after);
+    rejected_answer("cause-1", row.first, row.answer, row.stale_after, row.answer_delay_ms);
     ASSERT_EQ(verdicts_.size(), 1u);
     const auto& v = verdicts_.front();
     expect_verdict(v, "cause-1",
@@ -668,7 +677,7 @@ TEST_F(DiagFlow, CauseOfARejectedAnswer) {
                         .challenges = 2,
                         .final_status = 401,
                         .user = row.answer.username});
-    EXPECT_EQ(v.ts, at(1200) + 32s);
+    EXPECT_EQ(v.ts, at(200 + row.answer_delay_ms) + 32s);
     for (const auto& [key, value] : row.evidence) expect_evidence(v, key, value);
     for (const auto& key : row.absent) expect_no_evidence(v, key);
     EXPECT_EQ(tracker_->live_flows(), 0u);
@@ -711,7 +720,7 @@ TEST_F(DiagFlow, LoopOfChallengesEndsAtTheLimitWithTheCause) {
        Confidence::likely},
       {"known password, wrong", true, std::string(kWrongPassword), VerdictKind::wrong_password, Confidence::certain},
       {"known password verifies: no cause found", true, std::string(kPassword), VerdictKind::auth_loop,
-       Confidence::certain},
+       Confidence::likely},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.name);
@@ -939,6 +948,33 @@ TEST_F(DiagFlowTwoChallengers, UpstreamRejectsAfterSipwitnessAccepted) {
                  Want{.verdict = VerdictKind::wrong_password, .confidence = Confidence::likely, .challenges = 3,
                       .final_status = 401, .user = "1001"});
   expect_evidence(v, "challenged_by", S("upstream"));
+}
+
+// The same, with sipwitness's Proxy-Authorization written before the provider's
+// Authorization: the answer to the provider's 401 is still the Authorization
+// for its realm (both realms were challenged in this flow; the one the answer
+// is judged against is the realm of the challenge it answers).
+TEST_F(DiagFlowTwoChallengers, HeaderOrderDoesNotChangeWhichCredentialAnswersThe401) {
+  Req r{.call_id = "two-2b"};
+  from_phone(r, at(0));
+  from_sipwitness(407, r, at(10), own_challenge("own-1"));
+  r.cseq = 2;
+  r.auth = own_answer(std::string(kPassword));
+  from_phone(r, at(1000));
+  from_upstream(401, r, at(1100), challenge(Chal{.nonce = "up-1"}));
+  r.cseq = 3;
+  r.auth = own_answer(std::string(kPassword)) +
+           credential(Cred{.password = std::string(kWrongPassword), .nonce = "up-1"});
+  from_phone(r, at(2000));
+  from_upstream(401, r, at(2100), challenge(Chal{.nonce = "up-2"}));
+  tracker_->tick(at(2100) + 32s);
+  ASSERT_EQ(verdicts_.size(), 1u);
+  const auto& v = verdicts_.front();
+  expect_verdict(v, "two-2b",
+                 Want{.verdict = VerdictKind::wrong_password, .confidence = Confidence::likely, .challenges = 3,
+                      .final_status = 401, .user = "1001"});
+  expect_evidence(v, "challenged_by", S("upstream"));
+  expect_evidence(v, "credential_realm", S(std::string(kRealm)));
 }
 
 TEST_F(DiagFlowTwoChallengers, BothChallengesPassed) {

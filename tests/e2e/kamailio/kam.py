@@ -353,3 +353,4 @@ class Kamailio:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.cleanup()  # its own temp dir only (not a given workdir), kept with E2E_KEEP
