@@ -302,6 +302,13 @@ Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) con
       auth::DigestInput in{algorithm, *ha1, a.nonce, a.cnonce, a.nc, a.qop, a.method, a.uri, a.body};
       bool verified = auth::equal_constant_time(auth::compute_response(in), a.response);
       ev.emplace_back("response_verified", verified);
+      // Right password, other -sess reading: the client hashed HA1's raw bytes
+      // (an RFC 2617 reading) where the server expects RFC 7616's hex.
+      if (!verified && auth::is_sess(algorithm) &&
+          auth::equal_constant_time(auth::compute_response(in, auth::SessVariant::raw), a.response)) {
+        ev.emplace_back("sess_variant", std::string("raw"));
+        return set(VerdictKind::algorithm_unsupported, Confidence::certain);
+      }
       if (!verified) return set(VerdictKind::wrong_password, Confidence::certain);
       // Right password, rejected anyway. A phone answers in milliseconds; a slow
       // answer most likely met a nonce that had expired (many servers re-challenge

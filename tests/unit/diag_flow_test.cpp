@@ -119,6 +119,7 @@ struct Cred {
   std::string algorithm = "MD5";  // "" = not given (MD5)
   std::string qop = "auth";       // "" = none
   std::string method = "REGISTER";
+  bool raw_sess = false;  // -sess computed over HA1's raw bytes (an RFC 2617 reading)
 };
 
 // The response= a client with this password computes (real digest math).
@@ -129,7 +130,7 @@ std::string digest_of(const Cred& c) {
   auth::DigestInput in{alg, ha1, c.nonce, c.qop.empty() ? std::string_view() : kCnonce,
                        c.qop.empty() ? std::string_view() : std::string_view("00000001"),
                        qop, c.method, c.uri, ""};
-  return auth::compute_response(in);
+  return auth::compute_response(in, c.raw_sess ? auth::SessVariant::raw : auth::SessVariant::hex);
 }
 
 std::string credential(const Cred& c) {
@@ -619,6 +620,21 @@ TEST_F(DiagFlow, CauseOfARejectedAnswer) {
        .want = VerdictKind::nonce_expired,
        .confidence = Confidence::likely,
        .evidence = {{"response_verified", B(true)}}},
+      {.name = "known password, MD5-sess computed over raw HA1 bytes: the -sess readings differ",
+       .first = {Chal{.algorithm = "MD5-sess"}},
+       .answer = Cred{.algorithm = "MD5-sess", .raw_sess = true},
+       .known = true,
+       .want = VerdictKind::algorithm_unsupported,
+       .confidence = Confidence::certain,
+       .evidence = {{"response_verified", B(false)}, {"sess_variant", S("raw")}}},
+      {.name = "known password, MD5-sess with the wrong password is still a wrong password",
+       .first = {Chal{.algorithm = "MD5-sess"}},
+       .answer = Cred{.password = std::string(kWrongPassword), .algorithm = "MD5-sess", .raw_sess = true},
+       .known = true,
+       .want = VerdictKind::wrong_password,
+       .confidence = Confidence::certain,
+       .evidence = {{"response_verified", B(false)}},
+       .absent = {"sess_variant"}},
       {.name = "known password, SHA-256 with qop none verifies",
        .first = {Chal{.algorithm = "SHA-256", .qop = ""}},
        .answer = Cred{.algorithm = "SHA-256", .qop = ""},
