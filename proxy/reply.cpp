@@ -18,13 +18,15 @@ std::string build(const Parts& p, const Address& source, int status, std::string
   std::string out = "SIP/2.0 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
   for (std::size_t i = 0; i < p.vias.size(); ++i) {
     out += "Via: ";
+    std::string_view first;
     if (i == 0) {
-      // The top header may hold several elements; received/rport go on the first.
-      std::string_view first;
       sip::for_each_list_item(p.vias[0], [&](std::string_view item) {
         first = item;
         return false;
       });
+    }
+    if (!first.empty()) {
+      // The top header may hold several elements; received/rport go on the first.
       auto offset = static_cast<std::size_t>(first.data() - p.vias[0].data());
       out.append(p.vias[0].substr(0, offset));
       out += via_with_received(first, source);

@@ -358,8 +358,17 @@ Salvage salvage(std::string_view bytes, const ParseLimits& limits) {
     bool last = step == HeaderWalker::Step::incomplete;
     if (last && raw.end != walker.position()) break;
     auto id = header_id(raw.name);
-    if (id == HeaderId::Via || id == HeaderId::From || id == HeaderId::To || id == HeaderId::CallId ||
-        id == HeaderId::CSeq)
+    bool via_has_element = false;
+    if (id == HeaderId::Via) {
+      bool balanced = for_each_list_item(raw.value, [&](std::string_view) {
+        via_has_element = true;
+        return false;
+      });
+      via_has_element = via_has_element && balanced;
+    }
+    // A Via without an element is not one a response could follow.
+    if ((id == HeaderId::Via && via_has_element) || id == HeaderId::From || id == HeaderId::To ||
+        id == HeaderId::CallId || id == HeaderId::CSeq)
       s.headers.emplace_back(id, raw.value);
     if (last) break;
   }

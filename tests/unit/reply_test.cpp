@@ -50,6 +50,14 @@ TEST(Reply, SalvagedFromMalformedBytes) {
   auto huge_reply = make_reply(sip::salvage(huge), kSource, 400, "Bad Request", "line too long", "s");
   EXPECT_EQ(parse_ok(huge_reply).value(sip::HeaderId::CallId), "huge");
 
+  // Via values that hold no element (empty, commas only, an unbalanced quote)
+  // are not a Via to answer to; they must never crash the reply builder.
+  for (auto via : {"", ",,", "SIP/2.0/UDP \"x", "<"}) {
+    SCOPED_TRACE(via);
+    auto empty_via = "OPTIONS sip:x@y SIP/2.0\r\nVia: " + std::string(via) + "\r\nCall-ID: a\r\n\r\n";
+    EXPECT_NO_THROW((void)make_reply(sip::salvage(empty_via), kSource, 400, "Bad Request", "x", "s"));
+  }
+
   struct Row {
     const char* name;
     std::string bytes;
