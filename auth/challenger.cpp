@@ -14,9 +14,17 @@ constexpr auto kTransactionLifetime = std::chrono::seconds(32);  // 64*T1: retra
 constexpr std::size_t kMaxRemembered = 65536;
 constexpr std::size_t kMaxSources = 65536;
 
-std::string branch_of(const sip::Message& m) {
+// One client transaction from one address: a retransmission matches it, another
+// request reusing a branch someone saw does not.
+std::string transaction_key(const sip::Message& m, std::string_view source) {
   auto via = sip::parse_via(sip::top_via(m));
-  return via ? std::string(via->branch) + "|" + std::string(via->sent_by) : std::string();
+  if (!via || via->branch.empty()) return {};
+  std::string key(via->branch);
+  for (auto part : {via->sent_by, m.method, m.value(sip::HeaderId::CallId), m.value(sip::HeaderId::CSeq), source}) {
+    key += '\x1f';
+    key += part;
+  }
+  return key;
 }
 
 // nc is exactly 8 hex digits (RFC 7616 3.4); parse_credentials checked the form.
@@ -69,7 +77,16 @@ Challenger::Decision Challenger::challenge(std::string_view nonce, bool stale, c
 Challenger::Decision Challenger::fail(const char* reason, std::string user, std::string_view source,
                                       std::string_view nonce, TimePoint now) {
   ++stats_.failures;
-  if (sources_.size() >= kMaxSources && !sources_.count(std::string(source))) purge(now);
+  if (sources_.size() >= kMaxSources && !sources_.count(std::string(source))) {
+    purge(now);
+    if (sources_.size() >= kMaxSources) {
+      // Still full of live entries: this source is not tracked (counted, not blocked).
+      ++stats_.challenges;
+      auto d = challenge(nonce, false, reason);
+      d.user = std::move(user);
+      return d;
+    }
+  }
   auto& s = sources_[std::string(source)];
   if (now - s.window_start > settings_.failure_window) {
     s.failures = 0;
@@ -103,7 +120,7 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
   if (std::find(settings_.methods.begin(), settings_.methods.end(), r.method) == settings_.methods.end()) return pass;
   if (!sip::tag_of(r.value(sip::HeaderId::To)).empty()) return pass;
 
-  auto key = branch_of(r);
+  auto key = transaction_key(r, source);
   if (auto it = recent_.find(key); it != recent_.end() && now - it->second.at < kTransactionLifetime) {
     Decision d;
     d.kind = it->second.kind;
@@ -113,7 +130,8 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
     d.user = it->second.user;
     Credentials creds;
     if (d.kind == Decision::Kind::accept) d.ours = our_credentials(r, &creds);
-    if (d.kind != Decision::Kind::accept || d.ours) return d;
+    // An accept is replayed only for the very credentials that were verified.
+    if (d.kind != Decision::Kind::accept || (d.ours && d.ours->value == it->second.credentials)) return d;
   }
 
   auto decide = [&]() -> Decision {
@@ -125,7 +143,7 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
       d.failures = it->second.failures;
       return d;
     }
-    auto fresh = nonces_.issue(settings_.realm, now);
+    auto fresh = nonces_.issue(settings_.realm, now, source);
     Credentials creds;
     const auto* ours = our_credentials(r, &creds);
     if (!ours) {
@@ -137,8 +155,15 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
       ++stats_.challenges;
       return challenge(fresh, false, "algorithm not offered");
     }
+    // We offer qop=auth: an answer without it would skip the replay check.
+    if (creds.qop == Qop::none) {
+      ++stats_.challenges;
+      return challenge(fresh, false, "qop required");
+    }
     auto nonce = unquote(creds.nonce);
-    auto checked = nonces_.verify(nonce, settings_.realm, now);
+    // Nonces are bound to the client's address: one fetched elsewhere (or
+    // replayed from a spoofed source) is stale here, never a counted failure.
+    auto checked = nonces_.verify(nonce, settings_.realm, now, source);
     if (checked.status != NonceIssuer::Status::valid) {
       ++stats_.challenges;
       // A nonce we cannot verify is most likely from before a restart: stale,
@@ -180,7 +205,9 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
   auto d = decide();
   if (!key.empty()) {
     if (recent_.size() >= kMaxRemembered) purge(now);
-    if (recent_.size() < kMaxRemembered) recent_[key] = Remembered{d.kind, d.stale, d.headers, d.reason, d.user, now};
+    if (recent_.size() < kMaxRemembered)
+      recent_[key] = Remembered{d.kind, d.stale, d.headers, d.reason, d.user,
+                                d.ours ? std::string(d.ours->value) : std::string(), now};
   }
   return d;
 }

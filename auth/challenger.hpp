@@ -81,6 +81,7 @@ class Challenger {
     std::string headers;
     const char* reason;
     std::string user;
+    std::string credentials;  // accept: the Proxy-Authorization value that was verified
     TimePoint at;
   };
   std::unordered_map<std::string, Remembered> recent_;

@@ -128,7 +128,9 @@ TEST(Challenger, WrongPasswordCountsThenBlocks) {
   // Blocked: even the right password is refused from that source, not from another.
   auto good = answer(c, "REGISTER", "1001", "secret1001", "00000009");
   EXPECT_EQ(ch.check(parse_ok(request("REGISTER", "z9hG4bKg1", good)), "10.0.0.5", now).kind, Kind::forbid);
-  EXPECT_EQ(ch.check(parse_ok(request("REGISTER", "z9hG4bKg2", good)), "10.0.0.6", now).kind, Kind::accept);
+  auto other = ch.check(parse_ok(request("REGISTER", "z9hG4bKo0")), "10.0.0.6", now);
+  auto other_good = answer(other, "REGISTER", "1001", "secret1001");
+  EXPECT_EQ(ch.check(parse_ok(request("REGISTER", "z9hG4bKg2", other_good)), "10.0.0.6", now).kind, Kind::accept);
   // After the block time the source may try again.
   auto later = now + std::chrono::seconds(61);
   auto fresh = ch.check(parse_ok(request("REGISTER", "z9hG4bKl0")), "10.0.0.5", later);
@@ -210,12 +212,56 @@ TEST(Challenger, ForgedAnswerDoesNotUseUpTheNonceCount) {
   Challenger ch(settings(), "secret", store());
   auto now = Clock::now();
   auto c = ch.check(parse_ok(request("REGISTER", "z9hG4bK0")), "10.0.0.5", now);
-  // An attacker replays the nonce with nc=1 and a wrong response first...
-  auto forged = ch.check(parse_ok(request("REGISTER", "z9hG4bKf", answer(c, "REGISTER", "1001", "guess"))), "10.0.0.9", now);
+  // An attacker spoofing the phone's address answers the nonce with nc=1 and a
+  // wrong response first...
+  auto forged = ch.check(parse_ok(request("REGISTER", "z9hG4bKf", answer(c, "REGISTER", "1001", "guess"))), "10.0.0.5", now);
   EXPECT_STREQ(forged.reason, "wrong password");
   // ...the phone's real nc=1 answer is still accepted.
   auto real = ch.check(parse_ok(request("REGISTER", "z9hG4bKr", answer(c, "REGISTER", "1001", "secret1001"))), "10.0.0.5", now);
   EXPECT_EQ(real.kind, Kind::accept) << real.reason;
+}
+
+TEST(Challenger, RememberedAcceptIsNotAPassForOtherRequestsWithTheSameBranch) {
+  Challenger ch(settings(), "secret", store());
+  auto now = Clock::now();
+  auto c = ch.check(parse_ok(request("REGISTER", "z9hG4bK0")), "10.0.0.5", now);
+  auto good = answer(c, "REGISTER", "1001", "secret1001");
+  ASSERT_EQ(ch.check(parse_ok(request("REGISTER", "z9hG4bKok", good)), "10.0.0.5", now).kind, Kind::accept);
+  // Someone who saw that Via reuses its branch for an INVITE with made-up credentials.
+  auto bogus = std::string("Proxy-Authorization: Digest username=\"nobody\", realm=\"lab.example\", nonce=\"x\", "
+                           "uri=\"sip:x\", response=\"00\"\r\n");
+  EXPECT_NE(ch.check(parse_ok(request("INVITE", "z9hG4bKok", bogus)), "10.0.0.9", now).kind, Kind::accept);
+  // Same request, same branch, other credentials: verified again, not replayed.
+  EXPECT_NE(ch.check(parse_ok(request("REGISTER", "z9hG4bKok", bogus)), "10.0.0.5", now).kind, Kind::accept);
+}
+
+TEST(Challenger, AnswerWithoutQopIsRefusedWhenQopWasOffered) {
+  Challenger ch(settings(), "secret", store());
+  auto now = Clock::now();
+  auto value = ch.check(parse_ok(request("REGISTER", "z9hG4bK0")), "10.0.0.5", now).headers;
+  value = value.substr(std::string("Proxy-Authenticate: ").size());
+  auto c = parse_challenges(value.substr(0, value.find("\r\n")))->front();
+  auto ha1 = compute_ha1(c.algorithm, "1001", c.realm, "secret1001");
+  DigestInput in{c.algorithm, ha1, c.nonce, "", "", Qop::none, "REGISTER", "sip:lab.example", ""};
+  auto header = "Proxy-Authorization: Digest username=\"1001\", realm=\"lab.example\", nonce=\"" + c.nonce +
+                "\", uri=\"sip:lab.example\", response=\"" + compute_response(in) + "\", algorithm=" +
+                std::string(to_string(c.algorithm)) + "\r\n";
+  auto d = ch.check(parse_ok(request("REGISTER", "z9hG4bK1", header)), "10.0.0.5", now);
+  EXPECT_EQ(d.kind, Kind::challenge);
+  EXPECT_STREQ(d.reason, "qop required");
+  EXPECT_EQ(d.failures, 0u);
+}
+
+TEST(Challenger, NonceIsBoundToTheClientAddress) {
+  Challenger ch(settings(), "secret", store());
+  auto now = Clock::now();
+  auto c = ch.check(parse_ok(request("REGISTER", "z9hG4bK0")), "10.0.0.5", now);
+  // An answer from another address (spoofed, or a rebinding NAT) is stale, never a counted failure.
+  auto d = ch.check(parse_ok(request("REGISTER", "z9hG4bK1", answer(c, "REGISTER", "1001", "wrong"))), "10.0.0.66", now);
+  EXPECT_EQ(d.kind, Kind::challenge);
+  EXPECT_TRUE(d.stale);
+  EXPECT_EQ(d.failures, 0u);
+  EXPECT_EQ(ch.tracked_sources(), 0u);
 }
 
 TEST(Challenger, WhatIsNeverChallenged) {
