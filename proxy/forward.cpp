@@ -55,12 +55,17 @@ const char* transport_upper(Transport t) {
 }  // namespace
 
 std::string loop_hash(const sip::Message& r) {
-  return Fnv64{}
-      .add(sip::tag_of(r.value(sip::HeaderId::From)))
+  Fnv64 h;
+  h.add(sip::tag_of(r.value(sip::HeaderId::From)))
       .add(r.value(sip::HeaderId::CallId))
       .add(r.request_uri)
-      .add(std::uint64_t{r.cseq_number})
-      .hex();
+      .add(std::uint64_t{r.cseq_number});
+  // The route set decides where a request goes next (16.6 step 8): an in-dialog
+  // request passing us twice on its Route path is a spiral, not a loop. CANCEL
+  // and the ACK for a non-2xx carry the INVITE's Route, so they keep its branch.
+  for (const auto& header : r.headers)
+    if (header.id == sip::HeaderId::Route) h.add(header.value);
+  return h.hex();
 }
 
 std::string compute_branch(const sip::Message& r) {

@@ -174,6 +174,19 @@ TEST(Forward, LoopIsDetectedButSpiralIsNot) {
   auto spiral_text = looped_text;
   spiral_text.replace(0, spiral_text.find("\r\n"), "INVITE sip:voicemail@provider.example SIP/2.0");
   EXPECT_FALSE(is_looped(parse_ok(spiral_text), ours));
+  // An in-dialog request passing through us twice (phone A -> us -> a
+  // record-routing provider -> us -> phone B): same Request-URI, Call-ID, tags
+  // and CSeq, but the route set has moved on, so it is a spiral.
+  auto bye = [&](std::string_view vias, std::string_view route) {
+    return sip_text({"BYE sip:b@10.0.0.9:5060 SIP/2.0", vias, route, "To: <sip:b@p>;tag=t", "From: <sip:a@p>;tag=f",
+                     "Call-ID: spiral", "CSeq: 2 BYE", "Max-Forwards: 70", "Content-Length: 0"});
+  };
+  auto first_pass = parse_ok(bye("Via: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKa",
+                                 "Route: <sip:198.51.100.1:5060;lr>, <sip:prov.example;lr>, <sip:198.51.100.1:5060;lr>"));
+  auto second_pass = parse_ok(bye("Via: SIP/2.0/UDP prov.example;branch=z9hG4bKp\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=" +
+                                      compute_branch(first_pass) + "\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKa",
+                                  "Route: <sip:198.51.100.1:5060;lr>"));
+  EXPECT_FALSE(is_looped(second_pass, ours));
   // A Via with the same branch but someone else's address is not ours.
   EXPECT_FALSE(is_looped(looped, {LocalEndpoint{Transport::udp, "198.51.100.2", 5060}}));
 }
