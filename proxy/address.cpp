@@ -77,13 +77,14 @@ bool Address::is_any() const {
 }
 
 std::string flow_token(const Flow& flow) {
-  // t-ip-port: '-' never occurs in an IP literal, and ':' is allowed in URI params.
-  return std::string(flow.transport == Transport::udp ? "u" : flow.transport == Transport::tcp ? "t" : "s") + "-" +
-         flow.remote.ip() + "-" + std::to_string(flow.remote.port());
+  // <t>[listener]-ip-port: '-' never occurs in an IP literal, and ':' is allowed in URI params.
+  std::string token(flow.transport == Transport::udp ? "u" : flow.transport == Transport::tcp ? "t" : "s");
+  if (flow.listener != kAnyListener) token += std::to_string(flow.listener);
+  return token + "-" + flow.remote.ip() + "-" + std::to_string(flow.remote.port());
 }
 
 std::optional<Flow> parse_flow_token(std::string_view token) {
-  if (token.size() < 5 || token[1] != '-') return std::nullopt;
+  if (token.empty()) return std::nullopt;
   Flow f;
   switch (token[0]) {
     case 'u': f.transport = Transport::udp; break;
@@ -91,7 +92,14 @@ std::optional<Flow> parse_flow_token(std::string_view token) {
     case 's': f.transport = Transport::tls; break;
     default: return std::nullopt;
   }
-  auto rest = token.substr(2);
+  auto first_dash = token.find('-');
+  if (first_dash == std::string_view::npos) return std::nullopt;
+  if (first_dash > 1) {
+    auto listener = sip::parse_uint<std::uint32_t>(token.substr(1, first_dash - 1));
+    if (!listener) return std::nullopt;
+    f.listener = *listener;
+  }
+  auto rest = token.substr(first_dash + 1);
   auto dash = rest.rfind('-');
   if (dash == std::string_view::npos) return std::nullopt;
   auto port = sip::parse_uint<std::uint16_t>(rest.substr(dash + 1));

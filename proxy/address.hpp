@@ -37,10 +37,15 @@ class Address {
 
 // Where a message came from or must go back to: the transport, the peer's
 // address and, for TCP, the connection it arrived on (0 for UDP).
+inline constexpr std::uint32_t kAnyListener = 0xffffffff;
+
 struct Flow {
   Transport transport = Transport::udp;
   Address remote;
   std::uint64_t connection_id = 0;
+  // The listener (socket) the peer talks to: replies must leave from it (RFC
+  // 3581 4), and a NAT in front of a phone only lets that address back in.
+  std::uint32_t listener = kAnyListener;
   bool same_peer(const Flow& o) const { return transport == o.transport && remote == o.remote; }
 };
 

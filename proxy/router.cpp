@@ -20,7 +20,7 @@ Target target_from_uri(const sip::Uri& uri) {
 }
 
 Target target_from_flow(const Flow& flow) {
-  return Target{flow.transport, flow.remote.ip(), flow.remote.port(), flow};
+  return Target{flow.transport, flow.remote.ip(), flow.remote.port(), flow, flow.listener, flow.connection_id};
 }
 
 namespace {
@@ -160,6 +160,9 @@ ResponseDecision route_response(const sip::Message& response, const std::vector<
   d.target.host = std::string(host);
   d.target.port = next->port ? next->port : default_port(*transport);
   if (auto rport = sip::parse_uint<std::uint16_t>(next->rport); rport && *rport) d.target.port = *rport;
+  // Our Via says where the request came in: back out of that socket, on that connection.
+  if (auto l = sip::parse_uint<std::uint32_t>(sip::find_param(top->params, "swl").value_or(""))) d.target.listener = *l;
+  if (auto c = sip::parse_uint<std::uint64_t>(sip::find_param(top->params, "swc").value_or(""))) d.target.connection = *c;
   d.forward = true;
   return d;
 }

@@ -17,6 +17,8 @@ struct Target {
   std::string host;  // IP literal or hostname (resolved by the server)
   std::uint16_t port = 5060;
   std::optional<Flow> flow;  // set when the target is a known flow (phone behind NAT)
+  std::uint32_t listener = kAnyListener;  // the socket to send from, when it matters
+  std::uint64_t connection = 0;           // the TCP connection to use, when known
 };
 
 // RFC 3261 19.1.2 / 18.2.1: transport from the transport param (or sips), host from

@@ -234,7 +234,7 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
     return;
   }
   if (nread == 0 || !addr) return;
-  Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0}, l->index};
+  Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
     ++self->counters_.dropped;
     self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(),
@@ -311,7 +311,7 @@ void Server::on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
 
 void Server::drain_stream(Connection& c) {
   std::size_t off = 0;
-  Source in{Flow{Transport::tcp, c.remote, c.id}, c.listener};
+  Source in{Flow{Transport::tcp, c.remote, c.id, static_cast<std::uint32_t>(c.listener)}, c.listener};
   while (!c.closing && off < c.inbuf.size()) {
     std::string_view view(c.inbuf.data() + off, c.inbuf.size() - off);
     // RFC 5626 4.4.1 keep-alive: a double CRLF ping gets a single CRLF pong;
@@ -455,9 +455,9 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
     return;
   }
   ++counters_.forwarded_responses;
-  Flow out{d.target.transport, *dst, 0};
+  Flow out{d.target.transport, *dst, d.target.connection, d.target.listener};
   observe(diag::Direction::sent, m, out);
-  send(d.target.transport, *dst, 0, forward_response(m), nullptr);
+  send_to_flow(out, forward_response(m));
 }
 
 void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d,
@@ -480,12 +480,17 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
     }
     dst = *usable;
   }
-  auto* out = listener_for(d.target.transport, dst.family());
+  // A known flow (a registered phone) is reached from the socket it talks to.
+  Listener* out = nullptr;
+  if (d.target.listener < listeners_.size() && listeners_[d.target.listener]->cfg.transport == d.target.transport &&
+      listeners_[d.target.listener]->bound.family() == dst.family())
+    out = listeners_[d.target.listener].get();
+  if (!out) out = listener_for(d.target.transport, dst.family());
   if (!out) {
     send_reply(m, in, 503, "Service Unavailable", "no listener for the next hop's transport");
     return;
   }
-  Flow out_flow{d.target.transport, dst, d.target.flow ? d.target.flow->connection_id : 0};
+  Flow out_flow{d.target.transport, dst, d.target.connection, static_cast<std::uint32_t>(out->index)};
   RequestEdits how;
   how.out = out->endpoint;
   how.in = listeners_[in.listener]->endpoint;
@@ -507,7 +512,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
                             in.flow);
     };
   }
-  send(d.target.transport, dst, out_flow.connection_id, std::move(bytes), failure);
+  send(out_flow, std::move(bytes), failure);
 }
 
 void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail) {
@@ -518,12 +523,13 @@ void Server::send_reply(const sip::Message& m, const Source& in, int status, con
   send_local_reply(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_));
 }
 
-void Server::send_to_flow(const Flow& flow, std::string bytes) {
-  send(flow.transport, flow.remote, flow.connection_id, std::move(bytes), nullptr);
-}
+void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std::move(bytes), nullptr); }
 
-void Server::send(Transport transport, const Address& dst, std::uint64_t connection_hint, std::string bytes,
-                  const FailureReply& on_failure) {
+void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure) {
+  if (shutting_down_) return;  // handles are closing: nothing new goes out
+  const auto transport = to.transport;
+  const auto& dst = to.remote;
+  const auto connection_hint = to.connection_id;
   auto fail = [&](const char* why) {
     ++counters_.send_failures;
     log_->warn("send to {} {} failed: {}", config::to_string(transport), dst.to_string(), why);
@@ -533,7 +539,11 @@ void Server::send(Transport transport, const Address& dst, std::uint64_t connect
     }
   };
   if (transport == Transport::udp) {
-    auto* l = listener_for(Transport::udp, dst.family());
+    Listener* l = nullptr;
+    if (to.listener < listeners_.size() && listeners_[to.listener]->cfg.transport == Transport::udp &&
+        listeners_[to.listener]->bound.family() == dst.family())
+      l = listeners_[to.listener].get();
+    if (!l) l = listener_for(Transport::udp, dst.family());
     if (!l) return fail("no UDP listener of that address family");
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
@@ -672,6 +682,7 @@ Server::Connection* Server::find_connection(const Address& remote) {
 }
 
 Server::Connection* Server::open_connection(const Address& dst) {
+  if (shutting_down_) return nullptr;
   if (connections_.size() >= cfg_.relay.max_tcp_connections) {
     log_->warn("no new tcp connection to {}: {} connections open (relay.max_tcp_connections)", dst.to_string(),
                connections_.size());
@@ -695,6 +706,12 @@ Server::Connection* Server::open_connection(const Address& dst) {
   int rc = uv_tcp_connect(&c->connect_req, &c->tcp, dst.sa(), [](uv_connect_t* req, int status) {
     auto* conn = static_cast<Connection*>(req->data);
     auto* self = conn->server;
+    if (status == UV_ECANCELED || self->shutting_down_) {
+      // Closed under us (shutdown): the listeners are closing, send nothing.
+      conn->on_failure.clear();
+      conn->queued.clear();
+      return;
+    }
     if (status < 0) {
       // The queued requests' senders learn it now (503), not after their timers.
       auto failures = std::move(conn->on_failure);

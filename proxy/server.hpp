@@ -69,10 +69,10 @@ class Server {
   // sipwitness's own 407: true when the request was answered here.
   bool answer_challenge(const sip::Message& m, const Source& in, const sip::Header** own_credentials);
   void send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail);
-  // Sends bytes to dst over transport; on failure (now, or when a new TCP
-  // connection cannot be made) the failure reply is built and sent back.
-  void send(Transport transport, const Address& dst, std::uint64_t connection_hint, std::string bytes,
-            const FailureReply& on_failure);
+  // Sends bytes along a flow (its listener and connection when known); on
+  // failure (now, or when a new TCP connection cannot be made) the failure
+  // reply is built and sent back. Nothing is sent once shutdown began.
+  void send(const Flow& to, std::string bytes, const FailureReply& on_failure);
   void send_to_flow(const Flow& flow, std::string bytes);
   // Resolves host (IP literals at once). On a miss the message is copied and
   // replayed once the answer is cached; returns nullptr meanwhile.

@@ -5,6 +5,7 @@ an advertised address is what sipwitness writes into Via and Record-Route."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import unittest
@@ -123,6 +124,44 @@ class NetworkFaults(E2ETestCase):
                     self.assertEqual(len(header_values(final, "Via")), 1)
         finally:
             provider.close()
+
+
+class ResponsePath(E2ETestCase):
+    def test_tcp_response_uses_the_request_connection_without_rport(self):
+        provider = udp_provider()
+        try:
+            with self.sipwitness(upstream_port=provider.getsockname()[1]) as sw:
+                client = TcpClient((HOST, sw.tcp_port))
+                try:
+                    branch = "z9hG4bKnorport"
+                    # sent-by names a port nobody listens on, and no rport: only the
+                    # connection the request came in on can carry the response back.
+                    client.send(make_request("OPTIONS", via=f"SIP/2.0/TCP {HOST}:5998;branch={branch}"))
+                    data, proxy_addr = provider.recvfrom(65535)
+                    lines = data.decode().split("\r\n")
+                    response = ["SIP/2.0 200 OK"] + [l for l in lines[1:] if l.split(":")[0] in
+                                                     ("Via", "From", "To", "Call-ID", "CSeq")]
+                    provider.sendto(("\r\n".join(response) + "\r\nContent-Length: 0\r\n\r\n").encode(), proxy_addr)
+                    answer = client.recv(timeout=3)
+                    self.assertEqual(status_code(answer or ""), 200, answer)
+                    self.assertIn(branch, answer)
+                finally:
+                    client.close()
+                self.assertNotRegex(sw.log(), r"tcp connect to 127\.0\.0\.1:5998")
+        finally:
+            provider.close()
+
+    def test_reply_leaves_from_the_listener_the_request_reached(self):
+        with self.sipwitness(upstream_port=free_port("udp"), listen=("udp", "udp")) as sw:
+            ports = [int(p) for p in re.findall(r"listening udp 127\.0\.0\.1:(\d+)", sw.log())]
+            self.assertEqual(len(ports), 2, sw.log())
+            with UdpClient() as phone:
+                for port in ports:
+                    phone.send(make_request("OPTIONS", via=phone.via(f"z9hG4bKl{port}"), max_forwards=0), (HOST, port))
+                    phone.sock.settimeout(3)
+                    data, source = phone.sock.recvfrom(65535)
+                    self.assertEqual(status_code(data.decode()), 483)
+                    self.assertEqual(source[1], port, "the reply must come from the socket the request was sent to")
 
 
 if __name__ == "__main__":

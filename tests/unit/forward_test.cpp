@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "proxy/edit_list.hpp"
+#include "proxy/sip/text.hpp"
 #include "test_messages.hpp"
 
 namespace sw::proxy {
@@ -122,6 +123,16 @@ TEST(Forward, ViaRulesForReceivedAndRport) {
     SCOPED_TRACE(row.via);
     EXPECT_EQ(via_with_received(row.via, kPhone), row.expected);
   }
+}
+
+TEST(Forward, OurViaNamesTheInboundSocketAndConnection) {
+  auto m = parse_ok(invite());
+  Flow in{Transport::tcp, kPhone, 42, 1};
+  auto out = parse_ok(forward_request(m, kPhone, simple_edits(in)));
+  auto top = sip::parse_via(sip::top_via(out));
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ(sip::find_param(top->params, "swl"), "1");
+  EXPECT_EQ(sip::find_param(top->params, "swc"), "42");
 }
 
 TEST(Forward, MaxForwardsAddedWhenAbsent) {

@@ -174,6 +174,15 @@ TEST(Router, ResponsesFollowTheSecondVia) {
                 row.target);
     }
   }
+  // Our Via names the socket and TCP connection the request came in on.
+  auto marked = sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKswaa.bb;swl=2;swc=17",
+                          "Via: SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bK1", "To: <sip:a@b>;tag=1", "From: <sip:a@b>;tag=2",
+                          "Call-ID: rr3", "CSeq: 1 OPTIONS", "Content-Length: 0"});
+  auto d = route_response(parse_ok(marked), kOurs);
+  ASSERT_TRUE(d.forward);
+  EXPECT_EQ(d.target.listener, 2u);
+  EXPECT_EQ(d.target.connection, 17u);
+  EXPECT_EQ(d.target.port, 5070);  // no rport: the sent-by port, but the connection wins when it is open
   // A response whose top Via is not ours is dropped (RFC 3261 16.7 step 1 note).
   auto foreign = sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx", "To: <sip:a@b>;tag=1",
                            "From: <sip:a@b>;tag=2", "Call-ID: rr2", "CSeq: 1 OPTIONS", "Content-Length: 0"});
@@ -233,14 +242,17 @@ TEST(Bindings, ExpiryRemovalAndCapacity) {
 }
 
 TEST(FlowToken, RoundTrips) {
-  for (const auto& f : {kPhone, kTcpPhone, Flow{Transport::udp, *Address::from_ip("2001:db8::1", 5062), 0}}) {
+  for (const auto& f : {kPhone, kTcpPhone, Flow{Transport::udp, *Address::from_ip("2001:db8::1", 5062), 0},
+                        Flow{Transport::udp, *Address::from_ip("192.0.2.7", 5060), 0, 3}}) {
     auto token = flow_token(f);
     SCOPED_TRACE(token);
     auto back = parse_flow_token(token);
     ASSERT_TRUE(back.has_value());
     EXPECT_TRUE(back->same_peer(f));
+    EXPECT_EQ(back->listener, f.listener);
   }
-  for (auto bad : {"", "x-1.2.3.4-5", "u-1.2.3.4", "u-1.2.3.4-99999", "u-host-5060"}) {
+  EXPECT_EQ(flow_token(Flow{Transport::udp, *Address::from_ip("192.0.2.7", 5060), 0, 3}), "u3-192.0.2.7-5060");
+  for (auto bad : {"", "x-1.2.3.4-5", "u-1.2.3.4", "u-1.2.3.4-99999", "u-host-5060", "ux-1.2.3.4-5"}) {
     SCOPED_TRACE(bad);
     EXPECT_FALSE(parse_flow_token(bad).has_value());
   }
