@@ -146,12 +146,12 @@ void FlowTracker::on_request(const Observed& e) {
 
 void FlowTracker::on_response(const Observed& e) {
   const auto& m = e.message;
-  if (m.status < 200) return;
   auto key = flow_key(m);
   auto* flow = find(key);
   if (!flow) return;
   lru_.splice(lru_.begin(), lru_, flow->lru);
-  flow->last_activity = e.time;
+  flow->last_activity = e.time;  // a 180 too: a call may ring for minutes
+  if (m.status < 200) return;
   if (m.status != 401 && m.status != 407) {
     end(key, m.status, e.time);
     return;

@@ -14,7 +14,9 @@ namespace {
 
 constexpr auto kDnsTtl = std::chrono::seconds(60);
 constexpr auto kDnsNegativeTtl = std::chrono::seconds(5);
-constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at once
+constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at once, all names together
+constexpr std::size_t kMaxDnsEntries = 4096;
+constexpr std::size_t kMaxWriteQueue = 1 << 20;  // bytes queued on one TCP connection
 
 std::string hex_random(std::size_t bytes) {
   std::vector<unsigned char> raw(bytes);
@@ -588,20 +590,37 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
 
 const std::vector<Address>* Server::resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
                                             sip::Framing framing) {
-  auto& e = dns_[host];
-  auto now = Clock::now();
-  if (e.addresses.empty() && !e.pending && e.expires < now) {
-    if (auto literal = Address::from_ip(host, 0)) {
-      e.addresses = {*literal};
-      e.expires = Clock::time_point::max();
-      return &e.addresses;
-    }
+  // IP literals need no lookup and take no cache entry.
+  if (auto literal = Address::from_ip(host, 0)) {
+    literal_ = {*literal};
+    return &literal_;
   }
+  auto now = Clock::now();
+  auto it = dns_.find(host);
+  if (it == dns_.end()) {
+    if (dns_.size() >= kMaxDnsEntries)
+      std::erase_if(dns_, [&](const auto& kv) { return !kv.second.pending && kv.second.expires < now; });
+    if (dns_.size() >= kMaxDnsEntries) {
+      // Hostile traffic naming endless hosts must not grow the cache.
+      log_->warn("cannot resolve {}: DNS cache full ({} names)", host, dns_.size());
+      literal_.clear();
+      return &literal_;
+    }
+    it = dns_.emplace(host, DnsEntry{}).first;
+  }
+  auto& e = it->second;
   if (!e.pending && e.expires >= now) return &e.addresses;
-  if (!replay_bytes.empty() && e.waiters.size() < kMaxReplaysPending) {
-    e.waiters.emplace_back([this, copy = std::string(replay_bytes), in, framing] {
-      if (!shutting_down_) handle_bytes(copy, in, framing);
-    });
+  if (!replay_bytes.empty()) {
+    if (replays_pending_ < kMaxReplaysPending) {
+      ++replays_pending_;
+      e.waiters.emplace_back([this, copy = std::string(replay_bytes), in, framing] {
+        --replays_pending_;
+        if (!shutting_down_) handle_bytes(copy, in, framing);
+      });
+    } else {
+      ++counters_.dropped;
+      log_->warn("drop: message waiting for {}: {} messages already wait for DNS", host, replays_pending_);
+    }
   }
   if (e.pending) return nullptr;
   e.pending = true;
@@ -621,13 +640,20 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
         auto* self = q->server;
         auto& entry = self->dns_[q->host];
         entry.pending = false;
-        entry.addresses.clear();
+        std::vector<Address> fresh;
         for (auto* a = res; a; a = a->ai_next)
-          if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
-            entry.addresses.push_back(Address::from_sockaddr(a->ai_addr));
-        entry.expires = Clock::now() + (entry.addresses.empty() ? kDnsNegativeTtl : kDnsTtl);
-        if (status < 0) self->log_->warn("cannot resolve {}: {}", q->host, uv_strerror(status));
+          if (a->ai_family == AF_INET || a->ai_family == AF_INET6) fresh.push_back(Address::from_sockaddr(a->ai_addr));
         uv_freeaddrinfo(res);
+        if (!fresh.empty()) {
+          entry.addresses = std::move(fresh);
+          entry.expires = Clock::now() + kDnsTtl;
+        } else {
+          // A failed refresh keeps the last good answer (retried soon): a DNS
+          // blip must not make the upstream unknown.
+          entry.expires = Clock::now() + kDnsNegativeTtl;
+          self->log_->warn("cannot resolve {}: {}{}", q->host, status < 0 ? uv_strerror(status) : "no address",
+                           entry.addresses.empty() ? "" : " (keeping the last answer)");
+        }
         auto waiters = std::move(entry.waiters);
         entry.waiters.clear();
         delete q;
@@ -664,10 +690,12 @@ std::optional<Address> Server::usable_address(const std::vector<Address>& addres
 }
 
 bool Server::from_upstream(const Flow& flow) {
+  if (flow.remote.port() != upstream_.port) return false;
+  if (auto literal = Address::from_ip(upstream_.host, 0)) return literal->same_ip(flow.remote);
   auto it = dns_.find(upstream_.host);
   if (it == dns_.end()) return false;
   for (const auto& a : it->second.addresses)
-    if (a.same_ip(flow.remote) && flow.remote.port() == upstream_.port) return true;
+    if (a.same_ip(flow.remote)) return true;
   return false;
 }
 
@@ -742,6 +770,12 @@ Server::Connection* Server::open_connection(const Address& dst) {
 }
 
 void Server::write(Connection& c, std::string bytes) {
+  if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c.tcp)) > kMaxWriteQueue) {
+    // The peer does not read what we send: drop it rather than buffer without end.
+    ++counters_.send_failures;
+    close_connection(c, "write queue over 1 MiB (peer not reading)");
+    return;
+  }
   auto* req = new WriteReq;  // freed in the callback
   req->data = std::move(bytes);
   req->req.data = &c;

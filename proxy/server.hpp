@@ -115,6 +115,8 @@ class Server {
     std::vector<std::function<void()>> waiters;
   };
   std::unordered_map<std::string, DnsEntry> dns_;
+  std::vector<Address> literal_;  // resolve()'s answer for an IP literal or a refused name
+  std::size_t replays_pending_ = 0;
   uv_timer_t housekeeping_{};
   std::vector<char> udp_buffer_;
   bool shutting_down_ = false;

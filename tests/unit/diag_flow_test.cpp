@@ -460,6 +460,18 @@ TEST_F(DiagFlow, NoResponseIsUnansweredAfterTwiceTheTimeout) {
   }
 }
 
+TEST_F(DiagFlow, ProvisionalResponsesKeepALongRingingCallAlive) {
+  Req r{.method = "INVITE", .call_id = "ringing-1"};
+  from_phone(r, at(0));
+  from_upstream(180, r, at(50'000), "");
+  tracker_->tick(at(99'000));  // 99 s after the INVITE, 49 s after the last 180: still ringing
+  EXPECT_TRUE(verdicts_.empty());
+  from_upstream(200, r, at(100'000), "");
+  ASSERT_EQ(verdicts_.size(), 1u);
+  expect_verdict(verdicts_.front(), "ringing-1",
+                 Want{.verdict = VerdictKind::ok, .challenges = 0, .final_status = 200, .method = "INVITE"});
+}
+
 TEST_F(DiagFlow, FinishEndsEveryOpenFlowRegardlessOfTime) {
   Req pending{.call_id = "fin-pending"};
   from_phone(pending, at(0));
