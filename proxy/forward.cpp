@@ -194,7 +194,7 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
   if (how.add_path) insert_top(sip::HeaderId::Path, "Path", our_uri(how.out, how.inbound, nullptr));
 
   if (how.remove) edits.erase(how.remove->begin, how.remove->end - how.remove->begin);
-  if (how.add_content_length) edits.insert(r.headers_end, "Content-Length: " + std::to_string(r.body.size()) + "\r\n");
+  if (how.add_content_length && !r.first(sip::HeaderId::ContentLength)) edits.insert(r.headers_end, "Content-Length: " + std::to_string(r.body.size()) + "\r\n");
   return edits.apply(r.raw);
 }
 

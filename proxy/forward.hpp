@@ -49,7 +49,7 @@ struct RequestEdits {
   std::size_t routes_to_pop = 0;    // leading Route values that are ours
   bool record_route = false;
   bool add_path = false;
-  bool add_content_length = false;  // datagram without Content-Length going onto a stream
+  bool add_content_length = false;  // a datagram going onto a stream: add one if it has none
   const sip::Header* remove = nullptr;  // our own Proxy-Authorization, answered here (RFC 3261 22.3)
 };
 

@@ -501,7 +501,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   how.routes_to_pop = d.routes_to_pop;
   how.record_route = d.record_route;
   how.add_path = d.add_path;
-  how.add_content_length = d.target.transport != Transport::udp && !m.first(sip::HeaderId::ContentLength);
+  how.add_content_length = d.target.transport != Transport::udp;
   how.remove = own_credentials;
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
   if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());

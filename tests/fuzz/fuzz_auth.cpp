@@ -15,8 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto creds = parse_credentials(value)) {
     auto algorithm = creds->algorithm.value_or(Algorithm::md5);
     auto ha1 = compute_ha1(algorithm, unquote(creds->username), unquote(creds->realm), "password");
-    DigestInput in{algorithm, ha1, unquote(creds->nonce), unquote(creds->cnonce), creds->nc, creds->qop,
-                   "REGISTER", unquote(creds->uri), ""};
+    // DigestInput holds views: the unquoted values must outlive it.
+    auto nonce = unquote(creds->nonce), cnonce = unquote(creds->cnonce), uri = unquote(creds->uri);
+    DigestInput in{algorithm, ha1, nonce, cnonce, creds->nc, creds->qop, "REGISTER", uri, ""};
     (void)equal_constant_time(compute_response(in), unquote(creds->response));
     (void)compute_response(in, SessVariant::raw);
   }
