@@ -66,8 +66,4 @@ bool CredentialStore::covers_realm(std::string_view realm) const {
   return false;
 }
 
-bool CredentialStore::knows(std::string_view username, std::string_view realm) const {
-  return find(username, realm) != nullptr;
-}
-
 }  // namespace sw::auth

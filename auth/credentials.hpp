@@ -23,7 +23,6 @@ class CredentialStore {
   std::optional<std::string> ha1(std::string_view username, std::string_view realm, Algorithm algorithm) const;
   // RFC 7616 userhash: the user whose H(username:realm) is this value.
   std::optional<std::string> user_for_hash(std::string_view userhash, std::string_view realm, Algorithm algorithm) const;
-  bool knows(std::string_view username, std::string_view realm) const;
   // Whether the store lists users of exactly this realm (so an absent user is unknown there).
   bool covers_realm(std::string_view realm) const;
   std::size_t size() const { return users_.size(); }

@@ -76,11 +76,9 @@ void FlowTracker::on_request(const Observed& e) {
     f.key = key;
     f.call_id = std::string(m.value(sip::HeaderId::CallId));
     f.method = std::string(m.method);
-    f.from_tag = std::string(sip::tag_of(m.value(sip::HeaderId::From)));
     f.aor_user = uri_user(m.value(sip::HeaderId::To), &f.aor);
     f.from_user = uri_user(m.value(sip::HeaderId::From));
     f.source = std::string(e.peer);
-    f.started = e.time;
     f.lru = lru_.begin();
     flow = &flows_.emplace(key, std::move(f)).first->second;
   } else {

@@ -27,7 +27,6 @@ struct TrackerSettings {
   // Passwords the diagnosis may use to be certain (diag.known_credentials, or the
   // users of sipwitness's own challenges); may be null.
   std::shared_ptr<const auth::CredentialStore> known;
-  std::string own_realm;  // realm of sipwitness's own 407s ("" when off)
   int loop_challenges = 6;  // this many challenges without success ends the flow as a loop or a cause
 };
 
@@ -72,13 +71,13 @@ class FlowTracker : public Observer {
     std::uint64_t order = 0;
   };
   struct Flow {
-    std::string key, call_id, method, from_tag, aor, aor_user, from_user, source;
+    std::string key, call_id, method, aor, aor_user, from_user, source;
     std::vector<ChallengeSeen> challenges;
     std::vector<Answer> answers;
     std::uint32_t last_cseq = 0;
     bool awaiting_answer = false;  // the last event was a challenge
     std::uint64_t events = 0;
-    TimePoint started, last_activity;
+    TimePoint last_activity;
     std::list<std::string>::iterator lru;
   };
 

@@ -111,7 +111,6 @@ int run(const std::string& config_path, bool check_only) {
   tracking.max_flows = cfg.diag.max_flows;
   tracking.redact = cfg.diag.redact;
   tracking.known = stores.known;
-  if (cfg.challenge.enabled) tracking.own_realm = cfg.challenge.realm;
   sw::diag::FlowTracker tracker(tracking, [&](const sw::diag::Verdict& v) {
     verdict_log.write(sw::diag::to_json_line(v));
     log->info("{}", sw::diag::to_human_line(v));

@@ -34,6 +34,13 @@ RequestDecision reply(int status, const char* reason, const char* detail) {
   return d;
 }
 
+RequestDecision absorb(const char* detail) {
+  RequestDecision d;
+  d.kind = RequestDecision::Kind::absorb;
+  d.detail = detail;
+  return d;
+}
+
 }  // namespace
 
 RequestDecision route_request(const sip::Message& r, const Inbound& in, const RoutingContext& ctx,
@@ -41,19 +48,15 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
   const bool in_dialog = !sip::tag_of(r.value(sip::HeaderId::To)).empty();
 
   // An ACK for a final response we generated ends here (RFC 3261 17.2.1).
-  if (r.method == "ACK" && in_dialog && sip::tag_of(r.value(sip::HeaderId::To)) == ctx.local_tag) {
-    RequestDecision d;
-    d.kind = RequestDecision::Kind::absorb;
-    d.detail = "ACK for a response of ours";
-    return d;
-  }
+  if (r.method == "ACK" && in_dialog && sip::tag_of(r.value(sip::HeaderId::To)) == ctx.local_tag)
+    return absorb("ACK for a response of ours");
   // 16.3 step 3 and 4.
   if (const auto* mf = r.first(sip::HeaderId::MaxForwards); mf && mf->value == "0") {
-    if (r.method == "ACK") return {RequestDecision::Kind::absorb, 0, "", "ACK with Max-Forwards 0", {}, 0, false, false};
+    if (r.method == "ACK") return absorb("ACK with Max-Forwards 0");
     return reply(483, "Too Many Hops", "Max-Forwards reached 0");
   }
   if (is_looped(r, ctx.ours)) {
-    if (r.method == "ACK") return {RequestDecision::Kind::absorb, 0, "", "looped ACK", {}, 0, false, false};
+    if (r.method == "ACK") return absorb("looped ACK");
     return reply(482, "Loop Detected", "request came back with our own Via and branch");
   }
 

@@ -375,7 +375,7 @@ void Server::reject_malformed(std::string_view bytes, const Source& in, const Er
 }
 
 void Server::handle_request(const sip::Message& m, const Source& in) {
-  auto tag = local_tag(m, secret_);
+  auto tag = m.method == "ACK" ? local_tag(m, secret_) : std::string();  // only an ACK is matched against it
   RoutingContext ctx{ours_, upstream_, bindings_, Clock::now(), tag};
   auto d = route_request(m, proxy::Inbound{in.flow, from_upstream(in.flow)}, ctx, cfg_.relay.record_route, cfg_.relay.add_path);
   switch (d.kind) {
@@ -483,11 +483,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
     dst = *usable;
   }
   // A known flow (a registered phone) is reached from the socket it talks to.
-  Listener* out = nullptr;
-  if (d.target.listener < listeners_.size() && listeners_[d.target.listener]->cfg.transport == d.target.transport &&
-      listeners_[d.target.listener]->bound.family() == dst.family())
-    out = listeners_[d.target.listener].get();
-  if (!out) out = listener_for(d.target.transport, dst.family());
+  auto* out = listener_for(d.target.listener, d.target.transport, dst.family());
   if (!out) {
     send_reply(m, in, 503, "Service Unavailable", "no listener for the next hop's transport");
     return;
@@ -541,11 +537,7 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     }
   };
   if (transport == Transport::udp) {
-    Listener* l = nullptr;
-    if (to.listener < listeners_.size() && listeners_[to.listener]->cfg.transport == Transport::udp &&
-        listeners_[to.listener]->bound.family() == dst.family())
-      l = listeners_[to.listener].get();
-    if (!l) l = listener_for(Transport::udp, dst.family());
+    auto* l = listener_for(to.listener, Transport::udp, dst.family());
     if (!l) return fail("no UDP listener of that address family");
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
@@ -670,6 +662,14 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
     for (auto& w : waiters) w();
   }
   return nullptr;
+}
+
+Server::Listener* Server::listener_for(std::uint32_t preferred, Transport t, int family) {
+  if (preferred < listeners_.size()) {
+    auto& l = *listeners_[preferred];
+    if (l.cfg.transport == t && l.bound.family() == family) return &l;
+  }
+  return listener_for(t, family);
 }
 
 Server::Listener* Server::listener_for(Transport t, int family) {

@@ -79,6 +79,8 @@ class Server {
   const std::vector<Address>* resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
                                       sip::Framing framing);
   Listener* listener_for(Transport t, int family);
+  // The preferred listener (a flow's) when it fits the transport and family, else as above.
+  Listener* listener_for(std::uint32_t preferred, Transport t, int family);
   std::optional<Address> usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port);
   bool from_upstream(const Flow& flow);
 

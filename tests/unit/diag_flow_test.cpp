@@ -519,7 +519,6 @@ struct CauseRow {
   bool stale_after = false;  // the 401 that follows the answer says stale=true
   bool known = false;        // known credentials for 1001 in kRealm (password kPassword)
   int answer_delay_ms = 1000;  // from the first 401 to the answer
-  std::string own_realm{};
   VerdictKind want = VerdictKind::ok;
   Confidence confidence = Confidence::certain;
   std::vector<std::pair<std::string, EvidenceValue>> evidence{};  // must be there, with these values
@@ -694,7 +693,6 @@ TEST_F(DiagFlow, CauseOfARejectedAnswer) {
     SCOPED_TRACE(row.name);
     TrackerSettings s;
     if (row.known) s.known = known_store(kRealm);
-    s.own_realm = row.own_realm;
     start(s);
     rejected_answer("cause-1", row.first, row.answer, row.stale_after, row.answer_delay_ms);
     ASSERT_EQ(verdicts_.size(), 1u);
@@ -905,7 +903,6 @@ class DiagFlowTwoChallengers : public DiagFlow {
   void SetUp() override {
     TrackerSettings s;
     s.known = known_store(kOwnRealm);  // sipwitness's users
-    s.own_realm = std::string(kOwnRealm);
     start(s);
   }
   static std::string own_challenge(std::string nonce) {
