@@ -130,7 +130,7 @@ void FlowTracker::on_request(const Observed& e) {
   a.proxy = chosen_proxy;
   a.request_uri = std::string(m.request_uri);
   a.method = std::string(m.method);
-  a.body = std::string(m.body);
+  if (a.qop == Qop::auth_int) a.body = std::string(m.body);
   a.cseq = m.cseq_number;
   a.at = e.time;
   a.order = ++flow->events;
@@ -171,6 +171,9 @@ void FlowTracker::on_response(const Observed& e) {
         c.opaque = ch.opaque;
         c.qops = ch.qops;
         first = false;
+      } else if (ch.nonce != c.nonce &&
+                 std::find(c.other_nonces.begin(), c.other_nonces.end(), ch.nonce) == c.other_nonces.end()) {
+        c.other_nonces.push_back(ch.nonce);
       }
       c.stale = c.stale || ch.stale;
       if (std::find(c.algorithms.begin(), c.algorithms.end(), ch.algorithm) == c.algorithms.end())
@@ -253,7 +256,9 @@ Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) con
   for (const auto& c : f.challenges) {
     if (c.order < a.order) answered = &c;
     if (c.order > a.order && !following) following = &c;
-    if (c.order < a.order && c.nonce == a.nonce) issuer = &c;
+    if (c.order < a.order && (c.nonce == a.nonce || std::find(c.other_nonces.begin(), c.other_nonces.end(),
+                                                                 a.nonce) != c.other_nonces.end()))
+      issuer = &c;
   }
   if (!answered) answered = last_challenge;
   ev.emplace_back("challenge_realm", answered->realm);

@@ -51,7 +51,8 @@ class FlowTracker : public Observer {
   std::uint64_t verdicts() const { return verdicts_; }
 
   struct ChallengeSeen {
-    std::string realm, nonce, opaque;
+    std::string realm, nonce, opaque;  // of the first challenge in the response
+    std::vector<std::string> other_nonces;  // one per further challenge that has its own (RFC 8760)
     std::vector<auth::Algorithm> algorithms;  // offered, in order
     std::vector<auth::Qop> qops;
     bool stale = false;
@@ -65,7 +66,8 @@ class FlowTracker : public Observer {
     std::optional<auth::Algorithm> algorithm;
     auth::Qop qop = auth::Qop::none;
     bool proxy = false;  // Proxy-Authorization (answers a 407) vs Authorization (a 401)
-    std::string request_uri, method, body;
+    std::string request_uri, method;
+    std::string body;  // kept for qop=auth-int only, the one digest that covers it
     std::uint32_t cseq = 0;
     TimePoint at;
     std::uint64_t order = 0;
