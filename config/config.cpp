@@ -152,12 +152,13 @@ void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
 }
 
 void read_diag(const Reader& r, const YAML::Node& n, Diag& d) {
-  r.check_keys(n, "diag", {"verdict_log", "known_credentials", "flow_timeout", "redact", "max_flows"});
+  r.check_keys(n, "diag", {"verdict_log", "known_credentials", "flow_timeout", "redact", "max_flows", "capture"});
   if (n["verdict_log"]) d.verdict_log = r.str(n["verdict_log"], "diag.verdict_log");
   if (n["known_credentials"]) d.known_credentials = r.str(n["known_credentials"], "diag.known_credentials");
   if (n["flow_timeout"]) d.flow_timeout = r.duration(n["flow_timeout"], "diag.flow_timeout");
   if (n["redact"]) d.redact = r.boolean(n["redact"], "diag.redact");
   if (n["max_flows"]) d.max_flows = r.number(n["max_flows"], "diag.max_flows", 1, 10000000);
+  if (n["capture"]) d.capture = r.str(n["capture"], "diag.capture");
 }
 
 void read_lab(const Reader& r, const YAML::Node& n, Lab& l) {
@@ -226,6 +227,7 @@ Config read(const YAML::Node& root, const Reader& r) {
   relative(c.challenge.users);
   relative(c.diag.known_credentials);
   if (c.diag.verdict_log != "-") relative(c.diag.verdict_log);
+  relative(c.diag.capture);
   bool has_upstream_transport = false;
   for (const auto& l : c.listen) has_upstream_transport = has_upstream_transport || l.transport == c.upstream.transport;
   if (!has_upstream_transport)

@@ -59,6 +59,7 @@ struct Diag {
   std::chrono::seconds flow_timeout{32};
   bool redact = true;
   std::size_t max_flows = 100000;  // live flows tracked; the least recently active is evicted
+  std::string capture;             // pcap file of every message relayed; "" = none
 };
 
 enum class LabRole : std::uint8_t { none, inner, outer, both };

@@ -52,6 +52,12 @@ std::string summarize(const Observed& e) {
   }
   out += " call-id=";
   out += m.value(sip::HeaderId::CallId);
+  out += auth_summary(m);
+  return out;
+}
+
+std::string auth_summary(const sip::Message& m) {
+  std::string out;
   for (const auto& h : m.headers) {
     switch (h.id) {
       case sip::HeaderId::Authorization: append_auth(out, "Authorization", h.value); break;

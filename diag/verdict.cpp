@@ -69,8 +69,6 @@ std::string_view hint_for(VerdictKind v) {
   return "";
 }
 
-namespace {
-
 std::string iso8601_utc(std::chrono::system_clock::time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
@@ -82,16 +80,18 @@ std::string iso8601_utc(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+namespace {
+
 nlohmann::ordered_json to_json(const EvidenceValue& v) {
   return std::visit([](const auto& x) { return nlohmann::ordered_json(x); }, v);
 }
 
+}  // namespace
+
 std::string evidence_text(const EvidenceValue& v) {
   if (const auto* s = std::get_if<std::string>(&v)) return *s;
-  return to_json(v).dump();
+  return to_json(v).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
-
-}  // namespace
 
 std::string to_json_line(const Verdict& v) {
   nlohmann::ordered_json j;

@@ -50,6 +50,11 @@ struct Verdict {
 // The hint for each verdict kind (the seed causes).
 std::string_view hint_for(VerdictKind v);
 
+// "2026-11-21T10:00:00.123Z"
+std::string iso8601_utc(std::chrono::system_clock::time_point t);
+// An evidence value as text: strings as they are, the rest as JSON ("3", "true", "[\"MD5\"]").
+std::string evidence_text(const EvidenceValue& v);
+
 // {"ts":"2026-11-21T10:00:00.123Z","call_id":...} (no trailing newline).
 std::string to_json_line(const Verdict& v);
 // "verdict wrong_password (likely) REGISTER sip:1001@example.com user=1001 from 192.0.2.10:5060: 3 challenges, final 401; credential_realm=... | hint"

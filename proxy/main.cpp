@@ -10,12 +10,17 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
+#include "diag/capture/analysis.hpp"
+#include "diag/capture/reader.hpp"
+#include "diag/capture/report.hpp"
 #include "diag/flow_tracker.hpp"
 #include "diag/observer.hpp"
+#include "proxy/capture_writer.hpp"
 #include "proxy/server.hpp"
 #include "proxy/version.hpp"
 
@@ -116,16 +121,30 @@ int run(const std::string& config_path, bool check_only) {
     log->info("{}", sw::diag::to_human_line(v));
   });
 
+  // diag.capture: outlives the server that feeds it; its destructor completes the file.
+  std::unique_ptr<sw::proxy::CaptureWriter> capture;
+  if (!cfg.diag.capture.empty()) {
+    capture = std::make_unique<sw::proxy::CaptureWriter>(cfg.diag.capture, log);
+    if (!capture->ok()) {
+      log->error("diag.capture: {}", capture->error());
+      return 1;
+    }
+  }
+
   uv_loop_t* loop = uv_default_loop();
   TraceLog trace(log);
-  sw::proxy::Server server(loop, cfg, log, {&trace, &tracker}, stores.users);
+  std::vector<sw::diag::Observer*> observers{&trace, &tracker};
+  if (capture) observers.push_back(capture.get());
+  sw::proxy::Server server(loop, cfg, log, observers, stores.users);
 
-  // Flows end on silence too (the client gave up): look once a second.
+  // Flows end on silence too (the client gave up): look once a second. The
+  // capture reaches its file on the same beat.
   struct Ticker {
     sw::diag::FlowTracker* tracker;
+    sw::proxy::CaptureWriter* capture;
     std::shared_ptr<spdlog::logger> log;
     std::uint64_t evictions = 0;
-  } ticker{&tracker, log};
+  } ticker{&tracker, capture.get(), log};
   uv_timer_t tick_timer{};
   uv_timer_init(loop, &tick_timer);
   tick_timer.data = &ticker;
@@ -134,6 +153,7 @@ int run(const std::string& config_path, bool check_only) {
       [](uv_timer_t* t) {
         auto* tk = static_cast<Ticker*>(t->data);
         tk->tracker->tick(std::chrono::system_clock::now());
+        if (tk->capture) tk->capture->flush();
         if (tk->tracker->evictions() != tk->evictions) {
           tk->log->warn("diag: {} flows dropped without a verdict, diag.max_flows reached ({} live)",
                         tk->tracker->evictions() - tk->evictions, tk->tracker->live_flows());
@@ -198,6 +218,99 @@ int run(const std::string& config_path, bool check_only) {
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   return rc;
+}
+
+// "analyze: capture.pcap 45% (45.0 of 100.0 MB)" on a terminal, at most five times a second.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+  void update(const std::string& file, std::uint64_t done, std::uint64_t total) {
+    if (!enabled_ || total == 0) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(200) && done < total) return;
+    last_ = now;
+    std::fprintf(stderr, "\ranalyze: %s %3d%% (%.1f of %.1f MB)", file.c_str(), static_cast<int>(done * 100 / total),
+                 static_cast<double>(done) / 1e6, static_cast<double>(total) / 1e6);
+    shown_ = true;
+  }
+  void clear() {
+    if (shown_) std::fputs("\r\033[K", stderr);
+    shown_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+struct AnalyzeOptions {
+  std::vector<std::string> files;
+  std::string format = "text";
+  std::string out = "-";
+  std::string known_credentials;
+  int flow_timeout_s = 32;
+};
+
+// Offline diagnosis: every file through the same tracker the proxy uses, on the
+// capture's clock. Text and JSON stream out as flows end; HTML is written at the end.
+int analyze(const AnalyzeOptions& opt) {
+  sw::capture::AnalyzeSettings settings;
+  settings.tracker.flow_timeout = std::chrono::seconds(opt.flow_timeout_s);
+  settings.keep_ladders = opt.format == "html";
+  if (!opt.known_credentials.empty()) {
+    try {
+      settings.tracker.known =
+          std::make_shared<const sw::auth::CredentialStore>(sw::config::load_users(opt.known_credentials), "");
+    } catch (const sw::config::ConfigError& e) {
+      std::cerr << e.what() << "\n";
+      return 2;
+    }
+  }
+  std::ofstream file_out;
+  if (opt.out != "-") {
+    file_out.open(opt.out, std::ios::binary | std::ios::trunc);
+    if (!file_out) {
+      std::cerr << "sipwitness analyze: cannot write " << opt.out << ": " << std::strerror(errno) << "\n";
+      return 1;
+    }
+  }
+  std::ostream& out = opt.out == "-" ? std::cout : file_out;
+  sw::capture::Analyzer analyzer(settings, [&](const sw::diag::Verdict& v) {
+    if (opt.format == "text") out << sw::capture::format_text_verdict(v);
+    else if (opt.format == "json") out << sw::diag::to_json_line(v) << '\n';
+  });
+
+  Progress progress(isatty(STDERR_FILENO));
+  std::vector<sw::capture::InputSummary> inputs;
+  bool unreadable = false;
+  for (const auto& path : opt.files) {
+    sw::capture::FileFormat format{};
+    auto outcome = sw::capture::read_capture_file(
+        path, [&](const sw::capture::CapturedMessage& m) { analyzer.feed(m, path); },
+        [&](std::uint64_t done, std::uint64_t total) { progress.update(path, done, total); }, format);
+    progress.clear();
+    if (outcome.error) {
+      std::cerr << "sipwitness analyze: " << outcome.error->describe() << "\n";
+      unreadable = true;
+    }
+    inputs.push_back({path, std::string(sw::capture::to_string(format)), std::move(outcome)});
+  }
+  analyzer.finish();
+  if (opt.format == "html") {
+    sw::capture::write_html(out, inputs, analyzer.stats(), analyzer.ladders());
+  } else {
+    // JSON output stays pure verdict lines; the summary goes beside it.
+    auto summary = sw::capture::format_text_summary(inputs, analyzer.stats());
+    if (opt.format == "text") out << "\n" << summary;
+    else std::cerr << summary;
+  }
+  out.flush();
+  if (!out) {
+    std::cerr << "sipwitness analyze: writing " << (opt.out == "-" ? "standard output" : opt.out) << " failed\n";
+    return 1;
+  }
+  return unreadable ? 2 : 0;
 }
 
 // Reads the password from stdin: without echo when it is a terminal, else the first line.
@@ -268,6 +381,18 @@ int main(int argc, char** argv) {
   ha1_cmd->add_option("--realm", realm, "Realm")->required();
   ha1_cmd->add_option("--algorithm", algorithm, "MD5, SHA-256 or SHA-512-256 (default: all three)");
 
+  AnalyzeOptions analyze_opt;
+  auto* analyze_cmd = app.add_subcommand("analyze", "Diagnose captured SIP: pcap, pcapng or plain-text traces");
+  analyze_cmd->add_option("files", analyze_opt.files, "Capture files")->required();
+  analyze_cmd->add_option("--format", analyze_opt.format, "text, json (verdict log lines) or html")
+      ->check(CLI::IsMember({"text", "json", "html"}));
+  analyze_cmd->add_option("--out", analyze_opt.out, "Output file (default: standard output)");
+  analyze_cmd->add_option("--known-credentials", analyze_opt.known_credentials,
+                          "Users file with passwords or HA1s, to prove a wrong password");
+  analyze_cmd->add_option("--flow-timeout", analyze_opt.flow_timeout_s,
+                          "Seconds of silence after a challenge that mean the client gave up")
+      ->check(CLI::Range(1, 3600));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -276,5 +401,6 @@ int main(int argc, char** argv) {
   }
   if (*run_cmd) return run(config_path, check_only);
   if (*ha1_cmd) return ha1(user, realm, algorithm);
+  if (*analyze_cmd) return analyze(analyze_opt);
   return 2;
 }

@@ -2,7 +2,10 @@
 
 #include <ifaddrs.h>
 #include <openssl/rand.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "proxy/forward.hpp"
@@ -17,6 +20,7 @@ constexpr auto kDnsNegativeTtl = std::chrono::seconds(5);
 constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at once, all names together
 constexpr std::size_t kMaxDnsEntries = 4096;
 constexpr std::size_t kMaxWriteQueue = 1 << 20;  // bytes queued on one TCP connection
+constexpr std::size_t kMaxSourceIps = 4096;      // peer IPs whose local source address is cached
 
 std::string hex_random(std::size_t bytes) {
   std::vector<unsigned char> raw(bytes);
@@ -66,6 +70,7 @@ struct Server::Connection {
   std::uint64_t id = 0;
   std::size_t listener = 0;
   Address remote;
+  Address local;  // our end (getsockname), for observers
   uv_tcp_t tcp{};
   uv_timer_t idle{};
   uv_connect_t connect_req{};
@@ -98,6 +103,8 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       secret_(hex_random(16)),
       bindings_(cfg_.relay.max_bindings),
       udp_buffer_(65536) {
+  observers_want_self_ =
+      std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
   upstream_.transport = cfg_.upstream.transport;
   upstream_.host = cfg_.upstream.host;
   upstream_.port = cfg_.upstream.port;
@@ -272,6 +279,10 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
   int len = sizeof peer;
   uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&peer), &len);
   c->remote = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&peer));
+  sockaddr_storage local{};
+  len = sizeof local;
+  if (uv_tcp_getsockname(&c->tcp, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+    c->local = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
   if (self->connections_.size() > self->cfg_.relay.max_tcp_connections) {
     ++self->counters_.tcp_refused;
     self->log_->warn("tcp connection from {} refused: {} connections open (relay.max_tcp_connections)",
@@ -349,7 +360,15 @@ void Server::handle_bytes(std::string_view bytes, const Source& in, sip::Framing
     return;
   }
   const auto& m = *parsed;
-  observe(diag::Direction::received, m, in.flow);
+  if (!observers_.empty()) {
+    std::string self;
+    if (observers_want_self_) {
+      auto conn = connections_.find(in.flow.connection_id);
+      self = self_address(*listeners_[in.listener], in.flow.remote,
+                          conn == connections_.end() ? nullptr : conn->second.get());
+    }
+    observe(diag::Direction::received, m, in.flow, self, m.raw);
+  }
   if (m.is_request) handle_request(m, in);
   else handle_response(m, in);
 }
@@ -458,8 +477,7 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
   }
   ++counters_.forwarded_responses;
   Flow out{d.target.transport, *dst, d.target.connection, d.target.listener};
-  observe(diag::Direction::sent, m, out);
-  send_to_flow(out, forward_response(m));
+  send(out, forward_response(m), nullptr, Shown{&m});
 }
 
 void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d,
@@ -502,7 +520,6 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
   if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());
   ++counters_.forwarded_requests;
-  observe(diag::Direction::sent, m, out_flow);
   FailureReply failure;
   if (m.method != "ACK") {
     failure = [&] {
@@ -510,7 +527,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
                             in.flow);
     };
   }
-  send(out_flow, std::move(bytes), failure);
+  send(out_flow, std::move(bytes), failure, Shown{&m});
 }
 
 void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail) {
@@ -521,10 +538,19 @@ void Server::send_reply(const sip::Message& m, const Source& in, int status, con
   send_local_reply(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_));
 }
 
-void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std::move(bytes), nullptr); }
+void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std::move(bytes), nullptr, Shown{}); }
 
-void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure) {
+void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown) {
   if (shutting_down_) return;  // handles are closing: nothing new goes out
+  auto show = [&](const Listener& l, const Connection* c) {
+    if (observers_.empty() || (!shown.relayed && !shown.own_reply)) return;
+    auto self = observers_want_self_ ? self_address(l, to.remote, c) : std::string();
+    if (shown.relayed) {
+      observe(diag::Direction::sent, *shown.relayed, to, self, bytes);
+    } else if (auto parsed = sip::parse(bytes, sip::Framing::datagram, limits_)) {
+      observe(diag::Direction::sent, *parsed, to, self, bytes, true);
+    }
+  };
   const auto transport = to.transport;
   const auto& dst = to.remote;
   const auto connection_hint = to.connection_id;
@@ -539,6 +565,7 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   if (transport == Transport::udp) {
     auto* l = listener_for(to.listener, Transport::udp, dst.family());
     if (!l) return fail("no UDP listener of that address family");
+    show(*l, nullptr);
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
     if (rc >= 0) return;
@@ -572,6 +599,7 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     c = open_connection(dst);
     if (!c) return fail("cannot open a TCP connection");
   }
+  show(*listeners_[c->listener], c);
   if (!c->connected) {
     if (on_failure) c->on_failure.push_back(on_failure());
     c->queued.push_back(std::move(bytes));
@@ -765,6 +793,11 @@ Server::Connection* Server::open_connection(const Address& dst) {
     close_connection(*c, "connect failed");
     return nullptr;
   }
+  // connect() has bound the local port already: observers can name our end now.
+  sockaddr_storage local{};
+  int len = sizeof local;
+  if (uv_tcp_getsockname(&c->tcp, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+    c->local = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
   touch(*c);
   return c;
 }
@@ -826,20 +859,43 @@ void Server::close_connection(Connection& c, const char* why) {
 
 // ---- diagnostics ----------------------------------------------------------
 
-void Server::observe(diag::Direction dir, const sip::Message& m, const Flow& peer, bool local) {
-  if (observers_.empty()) return;
+void Server::observe(diag::Direction dir, const sip::Message& m, const Flow& peer, std::string_view self,
+                     std::string_view wire, bool local) {
   auto transport = config::to_string(peer.transport);
   auto peer_text = peer.remote.to_string();
   diag::Observed e{dir, from_upstream(peer) ? diag::Leg::upstream : diag::Leg::phone, std::chrono::system_clock::now(),
-                   transport, peer_text, m, local};
+                   transport, peer_text, m, local, self, wire};
   for (auto* o : observers_) o->on_message(e);
 }
 
-void Server::send_local_reply(const Flow& to, std::string bytes) {
-  if (!observers_.empty()) {
-    if (auto parsed = sip::parse(bytes, sip::Framing::datagram, limits_)) observe(diag::Direction::sent, *parsed, to, true);
+std::string Server::self_address(const Listener& l, const Address& peer, const Connection* c) {
+  if (c && c->local.family() != 0) return c->local.to_string();
+  if (!l.bound.is_any()) return l.bound.to_string();
+  // A wildcard socket sends from the preferred source address of the route
+  // toward the peer; a UDP socket connected to the peer (nothing is sent)
+  // names it. Datagrams from the peer almost always came to that address too
+  // (IP_PKTINFO would say exactly, but libuv does not expose it), and unlike
+  // the advertised address it is one the host really has (not a NAT's).
+  auto ip = peer.ip();
+  auto it = source_ip_toward_.find(ip);
+  if (it == source_ip_toward_.end()) {
+    if (source_ip_toward_.size() >= kMaxSourceIps) source_ip_toward_.clear();
+    auto source = l.bound.host();  // no route: the wildcard itself says "unknown"
+    int fd = ::socket(peer.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+      sockaddr_storage local{};
+      socklen_t len = sizeof local;
+      if (::connect(fd, peer.sa(), peer.len()) == 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+        source = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local)).host();
+      ::close(fd);
+    }
+    it = source_ip_toward_.emplace(ip, std::move(source)).first;
   }
-  send_to_flow(to, std::move(bytes));
+  return it->second + ":" + std::to_string(l.bound.port());
+}
+
+void Server::send_local_reply(const Flow& to, std::string bytes) {
+  send(to, std::move(bytes), nullptr, Shown{nullptr, true});
 }
 
 std::string Server::describe(const Flow& f) const {

@@ -50,6 +50,13 @@ class Server {
     std::size_t listener = 0;
   };
   using FailureReply = std::function<std::pair<std::string, Flow>()>;
+  // What the observers are shown when bytes are handed to a socket: the relayed
+  // message they carry, or a reply of ours (parsed from the bytes). Neither: not
+  // shown (a 400 to input that could not be parsed).
+  struct Shown {
+    const sip::Message* relayed = nullptr;
+    bool own_reply = false;
+  };
 
   // Receive path.
   static void on_udp_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
@@ -71,8 +78,10 @@ class Server {
   void send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail);
   // Sends bytes along a flow (its listener and connection when known); on
   // failure (now, or when a new TCP connection cannot be made) the failure
-  // reply is built and sent back. Nothing is sent once shutdown began.
-  void send(const Flow& to, std::string bytes, const FailureReply& on_failure);
+  // reply is built and sent back. Nothing is sent once shutdown began. The
+  // observers see the message once its socket is chosen, so they learn our
+  // end of it (a new TCP connection's port).
+  void send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown);
   void send_to_flow(const Flow& flow, std::string bytes);
   // Resolves host (IP literals at once). On a miss the message is copied and
   // replayed once the answer is cached; returns nullptr meanwhile.
@@ -91,7 +100,11 @@ class Server {
   void close_connection(Connection& conn, const char* why);
   void touch(Connection& conn);
 
-  void observe(diag::Direction dir, const sip::Message& m, const Flow& peer, bool local = false);
+  void observe(diag::Direction dir, const sip::Message& m, const Flow& peer, std::string_view self,
+               std::string_view wire, bool local = false);
+  // "ip:port" of our end of a message with peer: the TCP connection's own
+  // address, else the listener's (see server.cpp for wildcard listeners).
+  std::string self_address(const Listener& l, const Address& peer, const Connection* c);
   // Sends a response sipwitness generated, and shows it to the observers.
   void send_local_reply(const Flow& to, std::string bytes);
   std::string describe(const Flow& f) const;
@@ -100,6 +113,7 @@ class Server {
   config::Config cfg_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<diag::Observer*> observers_;
+  bool observers_want_self_ = false;
   sip::ParseLimits limits_;
   std::string secret_;  // per-process, for our To tags
   std::vector<std::unique_ptr<Listener>> listeners_;
@@ -119,6 +133,8 @@ class Server {
   std::unordered_map<std::string, DnsEntry> dns_;
   std::vector<Address> literal_;  // resolve()'s answer for an IP literal or a refused name
   std::size_t replays_pending_ = 0;
+  // Wildcard listeners: the local IP the kernel uses toward a peer IP (cached, bounded).
+  std::unordered_map<std::string, std::string> source_ip_toward_;
   uv_timer_t housekeeping_{};
   std::vector<char> udp_buffer_;
   bool shutting_down_ = false;

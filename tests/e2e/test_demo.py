@@ -7,17 +7,24 @@ import json
 import os
 import re
 import subprocess
+import sys
+import tempfile
 import unittest
 from pathlib import Path
 
-from harness import REPO_ROOT, sipwitness_binary
+sys.dont_write_bytecode = True  # keep the source tree clean
+from harness import REPO_ROOT, sipwitness_binary  # noqa: E402
 
 UAC = os.environ.get("DIGEST_UAC_BIN") or str(REPO_ROOT / "build" / "digest_uac")
 
 
 class Demo(unittest.TestCase):
     def test_demo_explains_each_phone(self):
-        env = dict(os.environ, SIPWITNESS_BIN=sipwitness_binary(), DIGEST_UAC_BIN=os.path.abspath(UAC))
+        report_dir = tempfile.TemporaryDirectory(prefix="sipwitness-demo-")
+        self.addCleanup(report_dir.cleanup)
+        report = Path(report_dir.name) / "report.html"
+        env = dict(os.environ, SIPWITNESS_BIN=sipwitness_binary(), DIGEST_UAC_BIN=os.path.abspath(UAC),
+                   SIPWITNESS_DEMO_REPORT=str(report))
         result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "demo")], env=env, capture_output=True,
                                 text=True, timeout=120)
         out = result.stdout + result.stderr
@@ -45,6 +52,16 @@ class Demo(unittest.TestCase):
         self.assertEqual(got[("REGISTER", "sip:1003@demo.example")]["evidence"]["credential_realm"], "pbx.local")
         # The human lines are printed too, one per flow.
         self.assertEqual(len(re.findall(r"^verdict ", out, re.M)), 5, out)
+        # Offline, the pcap sipwitness wrote gives the same verdict per flow. A
+        # flow whose silence the capture cut short is only "likely" offline.
+        offline = re.findall(r"^\S+Z  (\w+) \((certain|likely)\)  (\w+) (\S+)  ", out, re.M)
+        self.assertEqual({(m, aor): verdict for verdict, _, m, aor in offline},
+                         {key: verdict for key, (verdict, _, _) in expected.items()}, out)
+        self.assertRegex(out, r"relayed\.pcap \(pcap\): \d+ packets, \d+ SIP messages")
+        self.assertRegex(out, r"(?m)^5 flows: ")
+        html = report.read_text()
+        for v in got.values():
+            self.assertIn(v["call_id"], html)
 
 
 if __name__ == "__main__":

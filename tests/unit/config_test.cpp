@@ -133,6 +133,19 @@ TEST(Config, UsersFile) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Config, CaptureIsOffByDefaultAndRelativeToTheConfigFile) {
+  EXPECT_EQ(load_string("", "empty.yaml").diag.capture, "");
+  EXPECT_EQ(load_string("diag: { capture: /captures/sw.pcap }\n", "conf/sw.yaml").diag.capture, "/captures/sw.pcap");
+  EXPECT_EQ(load_string("diag: { capture: relayed.pcap }\n", "conf/sw.yaml").diag.capture, "conf/relayed.pcap");
+  EXPECT_EQ(load_string("diag: { capture: relayed.pcap }\n", "sw.yaml").diag.capture, "relayed.pcap");
+  try {
+    load_string("diag: { capture: [a, b] }\n", "bad.yaml");
+    ADD_FAILURE() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.yaml:1:18: diag.capture: expected a string"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, MissingFileIsAClearError) {
   try {
     load_file("/nonexistent/sipwitness.yaml");
