@@ -26,7 +26,16 @@ void CaptureWriter::on_message(const diag::Observed& e) {
     out_.write(e.time, packet);
     return;
   }
-  auto& s = stream(std::string(e.self) + "|" + std::string(e.peer), e.time);
+  bool fresh = false;
+  auto& s = stream(std::string(e.self) + "|" + std::string(e.peer), e.time, fresh);
+  if (fresh) {
+    // A SYN each way gives the numbering a start: a reader resets the stream
+    // on it, so a connection forgotten and numbered anew is never mistaken
+    // for a retransmission of its old bytes.
+    out_.write(e.time, capture::build_tcp_packet(*peer, *self, s.from_peer - 1, 0, capture::tcp_flag::syn, {}));
+    out_.write(e.time, capture::build_tcp_packet(*self, *peer, s.from_self - 1, s.from_peer,
+                                                 capture::tcp_flag::syn | capture::tcp_flag::ack, {}));
+  }
   auto& seq = received ? s.from_peer : s.from_self;
   const auto ack = received ? s.from_self : s.from_peer;
   for (std::size_t off = 0; off < bytes.size(); off += kMaxSegment) {
@@ -37,9 +46,10 @@ void CaptureWriter::on_message(const diag::Observed& e) {
   }
 }
 
-CaptureWriter::Stream& CaptureWriter::stream(const std::string& key, capture::TimePoint time) {
+CaptureWriter::Stream& CaptureWriter::stream(const std::string& key, capture::TimePoint time, bool& fresh) {
   auto it = streams_.find(key);
-  if (it == streams_.end()) {
+  fresh = it == streams_.end();
+  if (fresh) {
     if (streams_.size() >= kMaxStreams) {
       // Closed connections are not reported to observers: forget the least
       // recently used half in one pass, so the cost stays constant per message.

@@ -43,7 +43,8 @@ class CaptureWriter : public diag::Observer {
     std::uint32_t from_self = 0, from_peer = 0;
     std::uint64_t used = 0;  // use counter when last written, for eviction
   };
-  Stream& stream(const std::string& key, capture::TimePoint time);
+  // The connection's numbering; `fresh` when it was not known (new, or forgotten).
+  Stream& stream(const std::string& key, capture::TimePoint time, bool& fresh);
   void skip(const diag::Observed& e, const char* why);
 
   capture::PcapWriter out_;

@@ -276,12 +276,13 @@ int analyze(const AnalyzeOptions& opt) {
     }
   }
   std::ostream& out = opt.out == "-" ? std::cout : file_out;
+  Progress progress(isatty(STDERR_FILENO));
   sw::capture::Analyzer analyzer(settings, [&](const sw::diag::Verdict& v) {
+    if (opt.out == "-") progress.clear();  // the verdict may go to the same terminal
     if (opt.format == "text") out << sw::capture::format_text_verdict(v);
     else if (opt.format == "json") out << sw::diag::to_json_line(v) << '\n';
   });
 
-  Progress progress(isatty(STDERR_FILENO));
   std::vector<sw::capture::InputSummary> inputs;
   bool unreadable = false;
   for (const auto& path : opt.files) {

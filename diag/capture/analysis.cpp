@@ -109,8 +109,11 @@ void Analyzer::record(const diag::Verdict& verdict) {
   ++stats_.by_verdict[std::string(diag::to_string(v.verdict))];
   if (settings_.keep_ladders) {
     auto it = ladder_of_call_.find(v.call_id);
-    if (it != ladder_of_call_.end()) ladders_[it->second].verdicts.push_back(v);
-    else ++stats_.calls_not_kept;
+    // One Call-ID can carry endless flows (REGISTER refreshes): its card stays bounded too.
+    if (it != ladder_of_call_.end() && ladders_[it->second].verdicts.size() < settings_.max_ladder_messages)
+      ladders_[it->second].verdicts.push_back(v);
+    else
+      ++stats_.calls_not_kept;
   }
   if (on_verdict_) on_verdict_(v);
 }

@@ -20,7 +20,7 @@ struct AnalyzeSettings {
   diag::TrackerSettings tracker;
   bool keep_ladders = false;            // only the HTML report draws them
   std::size_t max_ladder_calls = 2000;  // calls drawn; later ones are counted, not kept
-  std::size_t max_ladder_messages = 60; // arrows per call; later ones are counted, not kept
+  std::size_t max_ladder_messages = 60; // arrows (and verdicts) per call; later ones are counted, not kept
 };
 
 // One arrow of a ladder diagram.
@@ -51,7 +51,9 @@ struct AnalysisStats {
   std::uint64_t unparsable = 0;   // handed over by a reader but rejected by the parser
   std::uint64_t verdicts = 0;
   std::map<std::string, std::uint64_t> by_verdict;  // verdict name -> flows
-  std::uint64_t calls_not_kept = 0;  // verdicts whose call was past max_ladder_calls (not drawn)
+  // Verdicts not drawn: their call was past max_ladder_calls, or already had
+  // max_ladder_messages verdicts.
+  std::uint64_t calls_not_kept = 0;
   std::vector<std::string> parse_errors;  // the first few: "file: offset N: reason"
 };
 

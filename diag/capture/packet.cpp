@@ -61,7 +61,15 @@ std::optional<std::string_view> Defragmenter::add(const std::string& key, std::u
     it->second.first_seen = now;
   }
   auto& p = it->second;
-  p.pieces[offset] = std::string(payload);  // a retransmitted fragment replaces its twin
+  auto& piece = p.pieces[offset];  // a retransmitted fragment replaces its twin
+  p.bytes = p.bytes - piece.size() + payload.size();
+  piece.assign(payload);
+  if (p.pieces.size() > limits_.max_pieces || p.bytes > limits_.max_bytes) {
+    // Crafted to make reassembly costly, not a datagram anyone sent: give it up.
+    ++stats.incomplete_fragments;
+    pending_.erase(it);
+    return std::nullopt;
+  }
   if (!more) p.total = offset + payload.size();
   if (p.total == 0) return std::nullopt;
 
@@ -84,6 +92,8 @@ std::optional<std::string_view> Defragmenter::add(const std::string& key, std::u
 }
 
 void Defragmenter::expire(TimePoint now, ReadStats& stats) {
+  if (now - last_expiry_ < std::chrono::seconds(1)) return;  // once per second of capture time is enough
+  last_expiry_ = now;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (now - it->second.first_seen > limits_.timeout) {
       ++stats.incomplete_fragments;

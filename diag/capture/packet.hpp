@@ -47,6 +47,8 @@ class Defragmenter {
  public:
   struct Limits {
     std::size_t max_pending = 1024;
+    std::size_t max_pieces = 512;               // per datagram: real senders cut at an MTU, not at 8 bytes
+    std::size_t max_bytes = 2 * 65535;          // per datagram, overlaps included
     std::chrono::seconds timeout{30};
   };
   Defragmenter() = default;
@@ -64,6 +66,7 @@ class Defragmenter {
   struct Pending {
     std::map<std::size_t, std::string> pieces;  // offset -> bytes
     std::size_t total = 0;                      // known once the last fragment arrived
+    std::size_t bytes = 0;                      // held in pieces
     std::uint8_t protocol = 0;
     TimePoint first_seen;
   };
@@ -71,6 +74,7 @@ class Defragmenter {
 
   Limits limits_;
   std::unordered_map<std::string, Pending> pending_;
+  TimePoint last_expiry_{};
   std::string completed_;
   std::uint8_t completed_protocol_ = 0;
 };

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "diag/capture/packet.hpp"
+#include "diag/capture/sniff.hpp"
 #include "diag/capture/tcp_stream.hpp"
 #include "diag/capture/text_trace.hpp"
 
@@ -91,6 +92,7 @@ ReadOutcome read_pcap(const std::string& path, FileFormat format, const MessageS
   constexpr std::uint64_t kPcapHeader = 24, kPcapRecordHeader = 16;
   const bool classic = format == FileFormat::pcap;
   std::uint64_t offset = kPcapHeader;
+  TimePoint last_time{};
   auto emit_tcp = [&](std::string_view message, const Segment& seg, TimePoint time) {
     sink(CapturedMessage{time, "tcp", seg.src.to_string(), seg.dst.to_string(), message, offset, 0});
   };
@@ -107,12 +109,13 @@ ReadOutcome read_pcap(const std::string& path, FileFormat format, const MessageS
     ++stats.packets;
     TimePoint time{std::chrono::duration_cast<TimePoint::duration>(std::chrono::seconds(header->ts.tv_sec) +
                                                                     std::chrono::nanoseconds(header->ts.tv_usec))};
+    last_time = time;
     Segment seg;
     std::string_view frame(reinterpret_cast<const char*>(data), header->caplen);
     switch (decoder.decode(*link, frame, time, seg, stats)) {
       case Decoded::segment:
         if (seg.tcp)
-          tcp.add(seg, time, stats, [&](std::string_view m, const Segment& s) { emit_tcp(m, s, time); });
+          tcp.add(seg, stats, [&](std::string_view m, const Segment& s) { emit_tcp(m, s, time); });
         else
           take_datagram(seg, offset, time, stats, sink);
         break;
@@ -120,11 +123,14 @@ ReadOutcome read_pcap(const std::string& path, FileFormat format, const MessageS
       case Decoded::unsupported: ++stats.unsupported; break;
       case Decoded::malformed: ++stats.malformed; break;
     }
-    if (classic) offset += kPcapRecordHeader + header->caplen;
+    // A record longer than the file's snap length was cut by libpcap, which
+    // skipped the rest on disk: only the stream knows where the next one starts.
+    if (classic) offset = header->caplen < header->len ? static_cast<std::uint64_t>(std::ftell(file))
+                                                       : offset + kPcapRecordHeader + header->caplen;
     if (progress && stats.packets % kProgressEveryPackets == 0) progress(static_cast<std::uint64_t>(std::ftell(file)), total);
   }
   decoder.finish(stats);
-  tcp.finish(stats);
+  tcp.finish(stats, [&](std::string_view m, const Segment& s) { emit_tcp(m, s, last_time); });
   stats.bytes = outcome.error ? offset : total;
   if (progress) progress(stats.bytes, total);
   return outcome;

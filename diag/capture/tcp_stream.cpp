@@ -2,28 +2,13 @@
 
 #include <algorithm>
 
+#include "diag/capture/sniff.hpp"
 #include "proxy/sip/message.hpp"
 
 namespace sw::capture {
 namespace {
 
 constexpr std::size_t kMaxStartLine = 1024;
-
-bool is_token_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         std::string_view("-.!%*_+`'~").find(c) != std::string_view::npos;
-}
-
-bool is_start_line(std::string_view line) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.starts_with("SIP/2.0 ")) {
-    return line.size() >= 11 && std::all_of(line.begin() + 8, line.begin() + 11, [](char c) { return c >= '0' && c <= '9'; });
-  }
-  auto sp = line.find(' ');
-  if (sp == 0 || sp == std::string_view::npos || !line.ends_with(" SIP/2.0")) return false;
-  return std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(sp), is_token_char) &&
-         line.size() > sp + 1 + 8;
-}
 
 // A stream whose first bytes hold no start line is not SIP.
 constexpr std::size_t kDecideWithin = 16 * 1024;
@@ -54,30 +39,21 @@ std::string stream_key(const Segment& s) {
 
 }  // namespace
 
-bool starts_with_sip_start_line(std::string_view bytes) {
-  auto eol = bytes.substr(0, kMaxStartLine).find('\n');
-  return eol != std::string_view::npos && is_start_line(bytes.substr(0, eol));
-}
-
-bool starts_like_tls(std::string_view bytes) {
-  if (bytes.size() < 3) return false;
-  auto type = static_cast<std::uint8_t>(bytes[0]);
-  auto major = static_cast<std::uint8_t>(bytes[1]);
-  // Record types 20-23 (change_cipher_spec, alert, handshake, application_data);
-  // version 3.x for TLS, 254.x for DTLS.
-  return type >= 20 && type <= 23 && (major == 3 || major == 254);
-}
-
-void TcpReassembler::add(const Segment& seg, TimePoint time, ReadStats& stats, const Emit& emit) {
+void TcpReassembler::add(const Segment& seg, ReadStats& stats, const Emit& emit) {
   auto key = stream_key(seg);
   auto it = streams_.find(key);
   if (it == streams_.end()) {
     if (seg.payload.empty() && !(seg.flags & tcp_flag::syn)) return;  // a bare ACK/FIN of a stream never seen
     if (streams_.size() >= limits_.max_streams) evict_oldest(stats);
+    lru_.push_front(key);
     it = streams_.emplace(std::move(key), Stream{}).first;
+    it->second.src = seg.src;
+    it->second.dst = seg.dst;
+    it->second.lru = lru_.begin();
+  } else {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
   auto& s = it->second;
-  s.last_seen = time;
   held_ -= held(s);
   if (seg.flags & tcp_flag::syn) {
     s.started = true;
@@ -104,28 +80,24 @@ void TcpReassembler::add(const Segment& seg, TimePoint time, ReadStats& stats, c
     }
     if (!payload.empty() && diff > 0) {
       ++stats.tcp_out_of_order;
-      s.ahead.emplace_back(seg.seq, std::string(payload));
-      s.ahead_bytes += payload.size();
-      if (s.ahead_bytes > limits_.max_buffered) {
-        // The hole will not fill: skip to the first bytes held and resynchronise
-        // on the next start line.
-        ++stats.tcp_gaps;
-        auto first = std::min_element(s.ahead.begin(), s.ahead.end(), [&](const auto& a, const auto& b) {
-          return seq_diff(a.first, s.next_seq) < seq_diff(b.first, s.next_seq);
-        });
-        s.next_seq = first->first;
-        s.buffer.clear();
-        fill_from_ahead(s);
+      auto& held_there = s.ahead[s.next_offset + static_cast<std::uint64_t>(diff)];
+      if (payload.size() > held_there.size()) {  // a longer retransmission covers more
+        s.ahead_bytes += payload.size() - held_there.size();
+        held_there.assign(payload);
       }
+      if (s.ahead_bytes > limits_.max_buffered) skip_hole(s, stats);  // the hole will not fill
     } else if (!payload.empty()) {
       append(s, payload);
       fill_from_ahead(s);
     }
   }
   frame(s, seg, stats, emit);
-  if (seg.flags & (tcp_flag::fin | tcp_flag::rst)) {
-    if (!s.buffer.empty() || !s.ahead.empty()) ++stats.tcp_incomplete;
-    streams_.erase(it);
+  if (seg.flags & (tcp_flag::fin | tcp_flag::rst)) s.closing = true;
+  // A closed stream goes once nothing waits for a hole: a segment that was
+  // lost before the FIN may still come as a retransmission.
+  if (s.closing && s.ahead.empty()) {
+    if (!s.buffer.empty()) ++stats.tcp_incomplete;
+    erase(it);
     return;
   }
   // A stream that held a big message should not keep its allocation idle.
@@ -137,27 +109,29 @@ void TcpReassembler::add(const Segment& seg, TimePoint time, ReadStats& stats, c
 void TcpReassembler::append(Stream& s, std::string_view bytes) {
   s.buffer.append(bytes);
   s.next_seq += static_cast<std::uint32_t>(bytes.size());
+  s.next_offset += bytes.size();
 }
 
 void TcpReassembler::fill_from_ahead(Stream& s) {
-  bool progress = true;
-  while (progress && !s.ahead.empty()) {
-    progress = false;
-    for (auto it = s.ahead.begin(); it != s.ahead.end();) {
-      auto diff = seq_diff(it->first, s.next_seq);
-      if (diff > 0) {
-        ++it;
-        continue;
-      }
-      auto already = static_cast<std::size_t>(-static_cast<std::int64_t>(diff));
-      if (already < it->second.size()) {
-        append(s, std::string_view(it->second).substr(already));
-        progress = true;
-      }
-      s.ahead_bytes -= it->second.size();
-      it = s.ahead.erase(it);
-    }
+  while (!s.ahead.empty() && s.ahead.begin()->first <= s.next_offset) {
+    auto first = s.ahead.begin();
+    auto already = s.next_offset - first->first;
+    if (already < first->second.size()) append(s, std::string_view(first->second).substr(already));
+    s.ahead_bytes -= first->second.size();
+    s.ahead.erase(first);
   }
+}
+
+// Skips to the first bytes held past the hole; framing resynchronises on the
+// next start line.
+void TcpReassembler::skip_hole(Stream& s, ReadStats& stats) {
+  if (s.ahead.empty()) return;
+  ++stats.tcp_gaps;
+  auto skipped = s.ahead.begin()->first - s.next_offset;
+  s.next_seq += static_cast<std::uint32_t>(skipped);
+  s.next_offset += skipped;
+  s.buffer.clear();
+  fill_from_ahead(s);
 }
 
 void TcpReassembler::frame(Stream& s, const Segment& completing, ReadStats& stats, const Emit& emit) {
@@ -234,21 +208,33 @@ void TcpReassembler::frame(Stream& s, const Segment& completing, ReadStats& stat
   s.buffer.erase(0, used);
 }
 
-void TcpReassembler::evict_oldest(ReadStats& stats) {
-  auto oldest = std::min_element(streams_.begin(), streams_.end(), [](const auto& a, const auto& b) {
-    return a.second.last_seen < b.second.last_seen;
-  });
-  if (!oldest->second.buffer.empty()) ++stats.tcp_incomplete;
-  held_ -= held(oldest->second);
-  streams_.erase(oldest);
+void TcpReassembler::erase(std::unordered_map<std::string, Stream>::iterator it) {
+  held_ -= held(it->second);
+  lru_.erase(it->second.lru);
+  streams_.erase(it);
 }
 
-void TcpReassembler::finish(ReadStats& stats) {
-  for (const auto& [key, s] : streams_) {
-    if (s.kind == Kind::sip && (!s.buffer.empty() || !s.ahead.empty())) ++stats.tcp_incomplete;
+void TcpReassembler::evict_oldest(ReadStats& stats) {
+  auto it = streams_.find(lru_.back());
+  if (!it->second.buffer.empty() || !it->second.ahead.empty()) ++stats.tcp_incomplete;
+  erase(it);
+}
+
+void TcpReassembler::finish(ReadStats& stats, const Emit& emit) {
+  for (auto& [key, s] : streams_) {
+    Segment end;
+    end.tcp = true;
+    end.src = s.src;
+    end.dst = s.dst;
+    while (!s.ahead.empty()) {
+      skip_hole(s, stats);
+      frame(s, end, stats, emit);
+    }
+    if (s.kind == Kind::sip && !s.buffer.empty()) ++stats.tcp_incomplete;
     else if (s.kind == Kind::unknown && !s.buffer.empty()) ++stats.non_sip;  // too short to tell: not SIP
   }
   streams_.clear();
+  lru_.clear();
   held_ = 0;
 }
 

@@ -4,6 +4,8 @@
 // A stream that opens with a TLS record is counted and skipped; one that is not
 // SIP at all is counted as such. Memory is bounded per stream and in streams.
 #include <functional>
+#include <list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -13,12 +15,6 @@
 #include "diag/capture/packet.hpp"
 
 namespace sw::capture {
-
-// True when `bytes` starts with a SIP start line ("INVITE sip:... SIP/2.0" or
-// "SIP/2.0 200 OK") ended by a line break.
-bool starts_with_sip_start_line(std::string_view bytes);
-// True when `bytes` starts like a TLS or DTLS record.
-bool starts_like_tls(std::string_view bytes);
 
 class TcpReassembler {
  public:
@@ -32,31 +28,38 @@ class TcpReassembler {
   TcpReassembler() = default;
   explicit TcpReassembler(Limits limits) : limits_(limits) {}
 
-  void add(const Segment& segment, TimePoint time, ReadStats& stats, const Emit& emit);
-  // End of the capture: streams left inside a message are counted.
-  void finish(ReadStats& stats);
+  void add(const Segment& segment, ReadStats& stats, const Emit& emit);
+  // End of the capture: holes that never filled are skipped and what lies past
+  // them is framed; streams left inside a message are counted.
+  void finish(ReadStats& stats, const Emit& emit);
 
  private:
   enum class Kind : std::uint8_t { unknown, sip, tls, other };
   struct Stream {
+    IpEndpoint src, dst;
     bool started = false;
+    bool closing = false;  // FIN or RST seen while a hole was still open
     std::uint32_t next_seq = 0;
-    std::vector<std::pair<std::uint32_t, std::string>> ahead;  // segments past a hole
+    std::uint64_t next_offset = 0;  // in-order bytes so far: positions without wrap-around
+    std::map<std::uint64_t, std::string> ahead;  // stream offset -> bytes past a hole
     std::size_t ahead_bytes = 0;
     std::string buffer;  // in-order bytes not yet framed
     Kind kind = Kind::unknown;
-    TimePoint last_seen;
+    std::list<std::string>::iterator lru;
   };
 
   void append(Stream& s, std::string_view bytes);
   void fill_from_ahead(Stream& s);
+  void skip_hole(Stream& s, ReadStats& stats);
   void frame(Stream& s, const Segment& completing, ReadStats& stats, const Emit& emit);
   static std::size_t held(const Stream& s) { return s.buffer.size() + s.ahead_bytes; }
+  void erase(std::unordered_map<std::string, Stream>::iterator it);
   void evict_oldest(ReadStats& stats);
 
   Limits limits_;
   std::unordered_map<std::string, Stream> streams_;
-  std::size_t held_ = 0;  // sum of held() over streams_
+  std::list<std::string> lru_;  // stream keys, most recently active first
+  std::size_t held_ = 0;        // sum of held() over streams_
 };
 
 }  // namespace sw::capture

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "diag/capture/sniff.hpp"
 #include "proxy/sip/header.hpp"
 #include "proxy/sip/text.hpp"
 
@@ -31,7 +32,6 @@ constexpr std::uint64_t kProgressStep = 4 * 1024 * 1024;
 // 2000 (a leap year, so Feb 29 exists), moving on a year when the date jumps back
 // by months (a trace across New Year).
 constexpr int kYearlessBase = 2000;
-constexpr std::string_view kVersion = "SIP/2.0";
 constexpr std::string_view kCrlf = "\r\n";
 
 std::string_view trim_right(std::string_view s) {
@@ -56,28 +56,6 @@ constexpr std::size_t kRunLength = 20;
 bool is_run(std::string_view s, char c) {
   s = trim_right(s);
   return s.size() >= kRunLength && s.find_first_not_of(c) == std::string_view::npos;
-}
-
-// `METHOD SP uri SP SIP/2.0` or `SIP/2.0 NNN reason`. Trailing blanks, common in
-// pasted traces, are tolerated (and dropped from the message handed over).
-bool is_start_line(std::string_view line) {
-  line = trim_right(line);
-  if (line.size() > kVersion.size() && sip::iequals(line.substr(0, kVersion.size()), kVersion) &&
-      line[kVersion.size()] == ' ') {
-    auto code = line.substr(kVersion.size() + 1, 3);
-    auto status = sip::parse_uint<unsigned>(code);
-    auto after = kVersion.size() + 4;
-    return code.size() == 3 && status && *status >= 100 && *status <= 699 &&
-           (line.size() == after || line[after] == ' ');
-  }
-  auto sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos) return false;
-  auto sp2 = line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos) return false;
-  auto uri = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  // Every Request-URI is absolute (sip:, sips:, tel:): without a colon it is prose.
-  return sip::is_token(line.substr(0, sp1)) && uri.find(':') != std::string_view::npos &&
-         sip::iequals(line.substr(sp2 + 1), kVersion);
 }
 
 // ---- timestamps ------------------------------------------------------------
@@ -396,7 +374,7 @@ class Reader {
         continue;
       }
       auto text = text_of(line);
-      if (is_start_line(text)) {
+      if (is_sip_start_line(text)) {
         pos = read_message(line);
       } else {
         note(text);
@@ -600,7 +578,7 @@ class Reader {
       if (line.overlong) return unreadable(start, pos);
       if (line.eof) break;
       auto text = text_of(line);
-      if (is_blank(text) || is_start_line(text) || is_marker(text)) break;
+      if (is_blank(text) || is_sip_start_line(text) || is_marker(text)) break;
       message_ += text;
       if (line.has_lf) message_ += kCrlf;
       pos = line.after();
@@ -660,7 +638,7 @@ class Reader {
   bool swallows_a_message(const Cut& cut) const {
     for (std::size_t i = 0; i <= cut.index; ++i) {
       bool after_blank = i == 0 || is_blank(text_of(body_[i - 1]));
-      if (after_blank && is_start_line(text_of(body_[i]))) return true;
+      if (after_blank && is_sip_start_line(text_of(body_[i]))) return true;
     }
     return false;
   }

@@ -260,18 +260,26 @@ class CaptureTest(tv._Base):
             self.assertIn(me if p.proto == proto else upstream_side, (p.src, p.dst), f"{p!r}" + ctx)
 
     def check_tcp_streams(self, segments: list[Packet]) -> None:
-        """Per direction, each segment starts where the last one ended and
+        """A connection opens with a SYN each way (SYN, then SYN|ACK); then per
+        direction each segment starts where the last one ended and
         acknowledges everything the other direction has sent so far."""
         self.assertTrue(segments, "no TCP segment in the capture")
         next_seq: dict[tuple, int] = {}
         for p in segments:
             ctx = f"\n{p!r}\n" + "\n".join(map(repr, segments))
-            self.assertEqual(p.flags, 0x18, "PSH|ACK" + ctx)
             key, back = (p.src, p.dst), (p.dst, p.src)
-            if key in next_seq:
-                self.assertEqual(p.seq, next_seq[key], "sequence number" + ctx)
-            if back in next_seq:
-                self.assertEqual(p.ack, next_seq[back], "acknowledgment number" + ctx)
+            if p.flags & 0x02:
+                self.assertNotIn(key, next_seq, "a second SYN" + ctx)
+                self.assertEqual(p.payload, b"", "SYN with data" + ctx)
+                self.assertEqual(p.flags, 0x12 if back in next_seq else 0x02, "SYN, then SYN|ACK" + ctx)
+                if back in next_seq:
+                    self.assertEqual(p.ack, next_seq[back], "acknowledgment number" + ctx)
+                next_seq[key] = (p.seq + 1) % 2**32
+                continue
+            self.assertEqual(p.flags, 0x18, "PSH|ACK" + ctx)
+            self.assertIn(key, next_seq, "data before the SYN" + ctx)
+            self.assertEqual(p.seq, next_seq[key], "sequence number" + ctx)
+            self.assertEqual(p.ack, next_seq[back], "acknowledgment number" + ctx)
             next_seq[key] = (p.seq + len(p.payload)) % 2**32
 
     def check_capture(self, name: str) -> None:

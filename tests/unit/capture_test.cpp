@@ -254,10 +254,12 @@ TEST(CaptureDecode, Ipv6FragmentsAreReassembled) {
 // ---- TCP streams -----------------------------------------------------------
 
 struct TcpFeed {
-  TimePoint now = kT0;
   TcpReassembler tcp;
   ReadStats stats;
   std::vector<std::string> messages;
+  void finish() {
+    tcp.finish(stats, [&](std::string_view m, const Segment&) { messages.emplace_back(m); });
+  }
   void send(std::uint32_t seq, std::string_view payload, std::uint8_t flags = tcp_flag::ack | tcp_flag::psh,
             const IpEndpoint& src = kPhone, const IpEndpoint& dst = kServer) {
     Segment s;
@@ -267,8 +269,7 @@ struct TcpFeed {
     s.seq = seq;
     s.flags = flags;
     s.payload = payload;
-    now += 1ms;  // each segment later than the last, so "oldest" is well defined
-    tcp.add(s, now, stats, [&](std::string_view m, const Segment&) { messages.emplace_back(m); });
+    tcp.add(s, stats, [&](std::string_view m, const Segment&) { messages.emplace_back(m); });
   }
 };
 
@@ -366,6 +367,46 @@ TEST(CaptureTcp, AllStreamsTogetherHoldAtMostTheGlobalBudget) {
   EXPECT_EQ(f.messages[0], msg);
 }
 
+TEST(CaptureTcp, ASegmentTheCaptureNeverGotIsSkippedAtTheEnd) {
+  // tcpdump dropped one segment: the messages after it are still read.
+  TcpFeed f;
+  std::uint32_t seq = 1;
+  for (int i = 1; i <= 20; ++i) {
+    auto m = register_request("lost", i);
+    if (i != 2) f.send(seq, m);
+    seq += static_cast<std::uint32_t>(m.size());
+  }
+  EXPECT_EQ(f.messages.size(), 1u);  // the rest waits for the hole
+  f.finish();
+  ASSERT_EQ(f.messages.size(), 19u);
+  EXPECT_EQ(f.messages[1], register_request("lost", 3));
+  EXPECT_EQ(f.stats.tcp_gaps, 1u);
+}
+
+TEST(CaptureTcp, AFinBeforeALateRetransmissionKeepsTheStreamUntilTheHoleFills) {
+  TcpFeed f;
+  auto one = register_request("fin", 1), two = register_request("fin", 2), three = register_request("fin", 3);
+  auto at_two = static_cast<std::uint32_t>(1 + one.size());
+  auto at_three = static_cast<std::uint32_t>(at_two + two.size());
+  f.send(1, one);
+  f.send(at_three, three);
+  f.send(static_cast<std::uint32_t>(at_three + three.size()), "", tcp_flag::fin | tcp_flag::ack);
+  f.send(at_two, two);
+  ASSERT_EQ(f.messages.size(), 3u);
+  EXPECT_EQ(f.messages[2], three);
+  EXPECT_EQ(f.stats.tcp_incomplete, 0u);
+}
+
+TEST(CaptureTcp, ThousandsOfTinySegmentsInReverseOrder) {
+  auto msg = big_invite();
+  TcpFeed f;
+  f.send(99, "", tcp_flag::syn);
+  for (std::size_t i = msg.size(); i-- > 0;) f.send(static_cast<std::uint32_t>(100 + i), msg.substr(i, 1));
+  ASSERT_EQ(f.messages.size(), 1u);
+  EXPECT_EQ(f.messages[0], msg);
+  EXPECT_EQ(f.stats.tcp_out_of_order, msg.size() - 1);
+}
+
 TEST(CaptureTcp, TlsAndOtherProtocolsAreCountedNotRead) {
   TcpFeed f;
   f.send(1, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
@@ -373,7 +414,7 @@ TEST(CaptureTcp, TlsAndOtherProtocolsAreCountedNotRead) {
   f.send(1, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", tcp_flag::ack, kServer, kPhone);
   f.send(1, std::string(20000, 'z'), tcp_flag::ack, ep("192.0.2.99:80"), kPhone);
   EXPECT_EQ(f.stats.non_sip, 1u);  // the long one is decided at once
-  f.tcp.finish(f.stats);            // the short one at the end
+  f.finish();                       // the short one at the end
   EXPECT_EQ(f.stats.tls_packets, 2u);
   EXPECT_EQ(f.stats.non_sip, 2u);
   EXPECT_TRUE(f.messages.empty());
@@ -403,8 +444,8 @@ std::uint64_t micros(TimePoint t) {
 }
 
 // Classic pcap, microsecond timestamps, little-endian.
-std::string pcap_file(std::uint32_t linktype, const std::vector<Frame>& frames) {
-  std::string out = le32(0xa1b2c3d4) + le16(2) + le16(4) + le32(0) + le32(0) + le32(262144) + le32(linktype);
+std::string pcap_file(std::uint32_t linktype, const std::vector<Frame>& frames, std::uint32_t snaplen = 262144) {
+  std::string out = le32(0xa1b2c3d4) + le16(2) + le16(4) + le32(0) + le32(0) + le32(snaplen) + le32(linktype);
   for (const auto& f : frames) {
     auto us = micros(f.time);
     out += le32(static_cast<std::uint32_t>(us / 1000000)) + le32(static_cast<std::uint32_t>(us % 1000000)) +
@@ -522,6 +563,19 @@ TEST_F(CaptureFile, ATruncatedPcapNamesTheOffsetAndKeepsWhatCameBefore) {
   for (int i = 0; i < 3; ++i) last_record += 16 + register_exchange(false)[static_cast<std::size_t>(i)].bytes.size();
   EXPECT_EQ(r.outcome.error->offset, last_record);
   EXPECT_NE(r.outcome.error->describe().find("offset " + std::to_string(last_record)), std::string::npos);
+}
+
+TEST_F(CaptureFile, OffsetsStayRightAfterARecordLongerThanTheSnapLength) {
+  // libpcap cuts a record longer than the header's snap length and skips the
+  // rest on disk; the error offset of a later record must still be exact.
+  auto frames = register_exchange(false);
+  auto file = pcap_file(101, frames, 200);
+  auto cut = file.substr(0, file.size() - 30);
+  auto r = read(write("snap.pcap", cut));
+  ASSERT_TRUE(r.outcome.error);
+  std::size_t last_record = 24;
+  for (int i = 0; i < 3; ++i) last_record += 16 + frames[static_cast<std::size_t>(i)].bytes.size();
+  EXPECT_EQ(r.outcome.error->offset, last_record);
 }
 
 TEST_F(CaptureFile, WrongMagicGarbageAndMissingFilesAreErrorsNamingTheFile) {
