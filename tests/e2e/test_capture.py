@@ -6,8 +6,9 @@
 
 The verdict scenarios of test_verdicts.py run again with diag.capture set:
 ok_after_challenge, wrong_password, realm_mismatch, nonce_expired (stale=true),
-no_credentials, and a SIPp phone over TCP (ok_after_challenge, then a wrong
-password on a second connection). After sipwitness stops on SIGTERM:
+no_credentials, an ALG in front of sipwitness rewriting the digest uri= the
+phone hashed (uri_mismatch), and a SIPp phone over TCP (ok_after_challenge,
+then a wrong password on a second connection). After sipwitness stops on SIGTERM:
 
 1. The capture is read here by hand (pcap is a tiny format): magic, version,
    LINKTYPE_RAW (101), at least one record; every packet an IPv4 UDP or TCP
@@ -35,10 +36,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import unittest
 from pathlib import Path
 
@@ -147,6 +151,46 @@ def addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class RewritingAlg:
+    """A one-phone SIP ALG on loopback: relays UDP between a phone and
+    sipwitness, and in what the phone sends replaces `old` with `new` after
+    the phone has hashed it, as routers' ALGs do to the digest uri=."""
+
+    def __init__(self, server: tuple[str, int], old: bytes, new: bytes):
+        self.server, self.old, self.new = server, old, new
+        self.inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.inside.bind((harness.HOST, 0))
+        self.outside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.outside.bind((harness.HOST, 0))
+        self.port = self.inside.getsockname()[1]
+        self.address = self.outside.getsockname()  # what sipwitness sees as the phone
+        self.phone: tuple[str, int] | None = None
+        self.rewrites = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._relay, daemon=True)
+        self._thread.start()
+
+    def _relay(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.inside, self.outside], [], [], 0.1)
+            for sock in ready:
+                data, source = sock.recvfrom(65535)
+                if sock is self.inside:
+                    self.phone = source
+                    if self.old in data:
+                        data = data.replace(self.old, self.new)
+                        self.rewrites += 1
+                    self.outside.sendto(data, self.server)
+                elif self.phone:
+                    self.inside.sendto(data, self.phone)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.inside.close()
+        self.outside.close()
+
+
 # --------------------------------------------------------------------------
 # the tests
 
@@ -194,6 +238,31 @@ class CaptureTest(tv._Base):
         self.assertEqual(rec["verdict"], "no_credentials", json.dumps(rec))
         self.check_udp_flow(u)
         self.check_capture("no_credentials")
+
+    def test_alg_rewrite(self):
+        """An ALG between phone and sipwitness adds the port to the digest uri=
+        the phone already hashed: Kamailio rejects the answer, and sipwitness,
+        seeing uri= differ from the Request-URI, names it (uri_mismatch)."""
+        k = self.start_kamailio()
+        with self.start_sipwitness(k.uri, None, tv.FLOW_TIMEOUT_S) as sw:
+            self.sw = sw
+            realm = tv.REALM.encode()
+            alg = RewritingAlg((harness.HOST, sw.udp_port), b'uri="sip:' + realm + b'"',
+                               b'uri="sip:' + realm + b':5060"')
+            self.addCleanup(alg.close)
+            u = self.uac(alg.port)
+            self.assertEqual(u.returncode, 3, u.describe() + self.context())
+            rec, _ = self.wait_verdict(u.call_id)
+        self.finish(sw, rec, u)
+        self.assertGreater(alg.rewrites, 0)
+        self.assertEqual((rec["verdict"], rec["final_status"]), ("uri_mismatch", 401), json.dumps(rec))
+        self.assertEqual(rec["evidence"]["digest_uri"], f"sip:{tv.REALM}:5060", json.dumps(rec))
+        self.assertEqual(rec["evidence"]["request_uri"], f"sip:{tv.REALM}", json.dumps(rec))
+        _, packets = read_pcap(self.capture_path)
+        sent = len(re.findall(r"^sent: ", u.stdout, re.M))
+        received = len(re.findall(r"^received: ", u.stdout, re.M))
+        self.check_relayed(packets, alg.address, "udp", sent, received)
+        self.check_capture("alg_rewrite")
 
     # ---- TCP: a SIPp phone, relayed to Kamailio over UDP ----------------------
 
