@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Command line contract: --version, --help, `run --config F --check` and the
-exit code 2 + `file:line:col: key.path: message` diagnostics for bad configs."""
+exit code 2 + `file:line:col: key.path: message` diagnostics for bad configs;
+`analyze`'s exit codes, error lines and progress display."""
 
+import json
+import os
+import pty
 import re
 import socket
 import subprocess
@@ -12,7 +16,9 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import HOST, SANITIZER_MARKERS, E2ETestCase, sipwitness_binary  # noqa: E402
+from harness import HOST, REPO_ROOT, SANITIZER_MARKERS, E2ETestCase, sipwitness_binary  # noqa: E402
+
+CAPTURE = REPO_ROOT / "tests" / "data" / "captures" / "normal.pcap"  # one REGISTER flow, 401 then 200
 
 GOOD = """\
 listen:
@@ -144,6 +150,57 @@ class Cli(E2ETestCase):
         p = self.sw("run", "--config", str(self.tmp / "does-not-exist.yaml"), "--check")
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("does-not-exist.yaml", p.stderr)
+
+    # -- analyze -----------------------------------------------------------------
+    def test_analyze_truncated_capture_names_the_offset_and_keeps_the_verdicts(self):
+        whole = CAPTURE.read_bytes()
+        cut = self.tmp / "cut.pcap"
+        cut.write_bytes(whole[:-20])
+        p = self.sw("analyze", str(cut), "--format", "json")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stderr, rf"{re.escape(str(cut))}: offset \d+: \S")
+        lines = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(len(lines), 1, p.stdout)  # the flow read before the cut still gets its verdict
+
+    def test_analyze_unreadable_files_exit_2(self):
+        binary = self.tmp / "garbage.bin"
+        binary.write_bytes(bytes(range(256)) * 4)
+        text = self.write("notes.txt", "hello\nthis is not a SIP trace\n")
+        for path, reason in ((binary, "not a pcap, pcapng or text SIP trace"), (text, "no SIP message"),
+                             (self.tmp / "absent.pcap", "cannot open")):
+            with self.subTest(path=path.name):
+                p = self.sw("analyze", str(path))
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(f"{path}: offset 0: {reason}", p.stderr)
+        # A good file beside a bad one: its verdicts come out, the exit code still says 2.
+        p = self.sw("analyze", str(CAPTURE), str(binary), "--format", "json")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(json.loads(p.stdout.splitlines()[0])["verdict"], "ok_after_challenge")
+
+    def test_analyze_unwritable_output_exits_1(self):
+        p = self.sw("analyze", str(CAPTURE), "--out", str(self.tmp / "no-such-dir" / "report.html"))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot write", p.stderr)
+
+    def test_analyze_shows_progress_only_on_a_terminal(self):
+        p = self.sw("analyze", str(CAPTURE), "--format", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("%", p.stderr)
+        main, side = pty.openpty()
+        self.addCleanup(os.close, main)
+        with subprocess.Popen([sipwitness_binary(), "analyze", str(CAPTURE), "--format", "json"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=side, cwd=self.tmp) as proc:
+            os.close(side)
+            out, _ = proc.communicate(timeout=20)
+        shown = b""
+        try:
+            while chunk := os.read(main, 4096):
+                shown += chunk
+        except OSError:  # the terminal's other end is closed: all read
+            pass
+        self.assertEqual(proc.returncode, 0, shown)
+        self.assertIn(b"analyze: " + str(CAPTURE).encode() + b" 100%", shown)
+        self.assertEqual(len(out.splitlines()), 1, out)  # the verdicts stay clean on stdout
 
 
 if __name__ == "__main__":
