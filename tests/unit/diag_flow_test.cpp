@@ -924,14 +924,25 @@ class DiagFlowTwoChallengers : public DiagFlow {
                            .realm = std::string(kOwnRealm), .password = std::move(password), .nonce = "own-1",
                            .algorithm = "SHA-256"});
   }
+  // r challenged by sipwitness (nonce own-1); its retry (CSeq 2) carries `auth`.
+  void challenged_by_sipwitness(Req& r, std::string auth) {
+    from_phone(r, at(0));
+    from_sipwitness(407, r, at(10), own_challenge("own-1"));
+    r.cseq = 2;
+    r.auth = std::move(auth);
+  }
+  // r passed sipwitness's challenge, then the provider challenged (nonce up-1); CSeq 3 is next.
+  void passed_sipwitness_then_challenged_upstream(Req& r) {
+    challenged_by_sipwitness(r, own_answer(std::string(kPassword)));
+    from_phone(r, at(1000));  // accepted by sipwitness, forwarded
+    from_upstream(401, r, at(1100), challenge(Chal{.nonce = "up-1"}));
+    r.cseq = 3;
+  }
 };
 
 TEST_F(DiagFlowTwoChallengers, SipwitnessRejectsTheAnswerToItsOwnChallenge) {
   Req r{.call_id = "two-1"};
-  from_phone(r, at(0));
-  from_sipwitness(407, r, at(10), own_challenge("own-1"));
-  r.cseq = 2;
-  r.auth = own_answer(std::string(kWrongPassword));
+  challenged_by_sipwitness(r, own_answer(std::string(kWrongPassword)));
   feed(Direction::received, Leg::phone, at(1000), kPhone, request(r));  // not forwarded: rejected at sipwitness
   from_sipwitness(407, r, at(1010), own_challenge("own-2"));
   tracker_->tick(at(1010) + 32s);
@@ -944,10 +955,7 @@ TEST_F(DiagFlowTwoChallengers, SipwitnessRejectsTheAnswerToItsOwnChallenge) {
 
 TEST_F(DiagFlowTwoChallengers, UserUnknownToSipwitness) {
   Req r{.call_id = "two-unknown"};
-  from_phone(r, at(0));
-  from_sipwitness(407, r, at(10), own_challenge("own-1"));
-  r.cseq = 2;
-  r.auth = own_answer(std::string(kPassword), "1009");
+  challenged_by_sipwitness(r, own_answer(std::string(kPassword), "1009"));
   feed(Direction::received, Leg::phone, at(1000), kPhone, request(r));
   from_sipwitness(407, r, at(1010), own_challenge("own-2"));
   tracker_->tick(at(1010) + 32s);
@@ -961,13 +969,7 @@ TEST_F(DiagFlowTwoChallengers, UserUnknownToSipwitness) {
 
 TEST_F(DiagFlowTwoChallengers, UpstreamRejectsAfterSipwitnessAccepted) {
   Req r{.call_id = "two-2"};
-  from_phone(r, at(0));
-  from_sipwitness(407, r, at(10), own_challenge("own-1"));
-  r.cseq = 2;
-  r.auth = own_answer(std::string(kPassword));
-  from_phone(r, at(1000));  // accepted by sipwitness, forwarded
-  from_upstream(401, r, at(1100), challenge(Chal{.nonce = "up-1"}));
-  r.cseq = 3;
+  passed_sipwitness_then_challenged_upstream(r);
   // Authorization for the provider first (wrong password), then ours (right).
   r.auth = credential(Cred{.password = std::string(kWrongPassword), .nonce = "up-1"}) +
            own_answer(std::string(kPassword));
@@ -989,13 +991,7 @@ TEST_F(DiagFlowTwoChallengers, UpstreamRejectsAfterSipwitnessAccepted) {
 // is judged against is the realm of the challenge it answers).
 TEST_F(DiagFlowTwoChallengers, HeaderOrderDoesNotChangeWhichCredentialAnswersThe401) {
   Req r{.call_id = "two-2b"};
-  from_phone(r, at(0));
-  from_sipwitness(407, r, at(10), own_challenge("own-1"));
-  r.cseq = 2;
-  r.auth = own_answer(std::string(kPassword));
-  from_phone(r, at(1000));
-  from_upstream(401, r, at(1100), challenge(Chal{.nonce = "up-1"}));
-  r.cseq = 3;
+  passed_sipwitness_then_challenged_upstream(r);
   r.auth = own_answer(std::string(kPassword)) +
            credential(Cred{.password = std::string(kWrongPassword), .nonce = "up-1"});
   from_phone(r, at(2000));
@@ -1012,13 +1008,7 @@ TEST_F(DiagFlowTwoChallengers, HeaderOrderDoesNotChangeWhichCredentialAnswersThe
 
 TEST_F(DiagFlowTwoChallengers, BothChallengesPassed) {
   Req r{.call_id = "two-3"};
-  from_phone(r, at(0));
-  from_sipwitness(407, r, at(10), own_challenge("own-1"));
-  r.cseq = 2;
-  r.auth = own_answer(std::string(kPassword));
-  from_phone(r, at(1000));
-  from_upstream(401, r, at(1100), challenge(Chal{.nonce = "up-1"}));
-  r.cseq = 3;
+  passed_sipwitness_then_challenged_upstream(r);
   r.auth = credential(Cred{.nonce = "up-1"}) + own_answer(std::string(kPassword));
   from_phone(r, at(2000));
   from_upstream(200, r, at(2100));
