@@ -120,10 +120,13 @@ std::string to_human_line(const Verdict& v) {
                     (v.final_status ? std::to_string(v.final_status) : std::string("none"));
   for (const auto& [key, value] : v.evidence) out += "; " + key + "=" + evidence_text(value);
   out += " | " + v.hint;
-  // Fields come off the wire: a control character must not split the log line.
-  for (auto& c : out)
+  return printable(std::move(out));
+}
+
+std::string printable(std::string text) {
+  for (auto& c : text)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
+  return text;
 }
 
 }  // namespace sw::diag

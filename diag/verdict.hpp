@@ -57,6 +57,10 @@ std::string evidence_text(const EvidenceValue& v);
 
 // {"ts":"2026-11-21T10:00:00.123Z","call_id":...} (no trailing newline).
 std::string to_json_line(const Verdict& v);
+// Text off the wire made safe for a one-line log or report: control
+// characters become '?', so a field can never split or forge a line.
+std::string printable(std::string text);
+
 // "verdict wrong_password (likely) REGISTER sip:1001@example.com user=1001 from 192.0.2.10:5060: 3 challenges, final 401; credential_realm=... | hint"
 std::string to_human_line(const Verdict& v);
 

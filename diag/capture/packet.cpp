@@ -3,22 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include "diag/capture/wire.hpp"
+
 namespace sw::capture {
 namespace {
 
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
 constexpr std::uint16_t kEtherIpv6 = 0x86dd;
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint8_t kProtoUdp = 17;
+using wire::kProtoTcp;
+using wire::kProtoUdp;
 constexpr std::size_t kMaxDatagram = 65535;
-
-std::uint16_t be16(std::string_view b, std::size_t at) {
-  return static_cast<std::uint16_t>((static_cast<std::uint8_t>(b[at]) << 8) | static_cast<std::uint8_t>(b[at + 1]));
-}
-
-std::uint32_t be32(std::string_view b, std::size_t at) {
-  return (std::uint32_t{be16(b, at)} << 16) | be16(b, at + 2);
-}
 
 bool is_vlan(std::uint16_t ethertype) { return ethertype == 0x8100 || ethertype == 0x88a8 || ethertype == 0x9100; }
 
@@ -115,11 +109,11 @@ Decoded PacketDecoder::decode(LinkType link, std::string_view frame, TimePoint t
   switch (link) {
     case LinkType::ethernet: {
       if (frame.size() < 14) return Decoded::malformed;
-      ethertype = be16(frame, 12);
+      ethertype = wire::read16(frame, 12);
       std::size_t at = 14;
       while (is_vlan(ethertype)) {  // 802.1Q and QinQ: 4 bytes per tag
         if (frame.size() < at + 4) return Decoded::malformed;
-        ethertype = be16(frame, at + 2);
+        ethertype = wire::read16(frame, at + 2);
         at += 4;
       }
       frame.remove_prefix(at);
@@ -127,18 +121,18 @@ Decoded PacketDecoder::decode(LinkType link, std::string_view frame, TimePoint t
     }
     case LinkType::linux_sll:
       if (frame.size() < 16) return Decoded::malformed;
-      ethertype = be16(frame, 14);
+      ethertype = wire::read16(frame, 14);
       frame.remove_prefix(16);
       break;
     case LinkType::linux_sll2:
       if (frame.size() < 20) return Decoded::malformed;
-      ethertype = be16(frame, 0);
+      ethertype = wire::read16(frame, 0);
       frame.remove_prefix(20);
       break;
     case LinkType::bsd_null:
     case LinkType::bsd_loop: {
       if (frame.size() < 4) return Decoded::malformed;
-      std::uint32_t family = be32(frame, 0);
+      std::uint32_t family = wire::read32(frame, 0);
       // DLT_NULL is in the capturing host's order: accept either.
       std::uint32_t swapped = __builtin_bswap32(family);
       if (family == 2 || (link == LinkType::bsd_null && swapped == 2)) ethertype = kEtherIpv4;
@@ -165,7 +159,7 @@ Decoded PacketDecoder::decode_ip(std::string_view packet, TimePoint time, Segmen
   if (version == 4) {
     if (packet.size() < 20) return Decoded::malformed;
     std::size_t header = (static_cast<std::uint8_t>(packet[0]) & 0x0f) * 4u;
-    std::size_t total = be16(packet, 2);
+    std::size_t total = wire::read16(packet, 2);
     // Ethernet pads short frames, and TSO captures write 0 for big packets.
     if (total == 0) total = packet.size();
     if (header < 20 || total < header || packet.size() < total) return Decoded::malformed;
@@ -173,12 +167,12 @@ Decoded PacketDecoder::decode_ip(std::string_view packet, TimePoint time, Segmen
     auto protocol = static_cast<std::uint8_t>(packet[9]);
     std::memcpy(src.addr.data(), packet.data() + 12, 4);
     std::memcpy(dst.addr.data(), packet.data() + 16, 4);
-    std::uint16_t flags_offset = be16(packet, 6);
+    std::uint16_t flags_offset = wire::read16(packet, 6);
     bool more = flags_offset & 0x2000;
     std::size_t offset = (flags_offset & 0x1fff) * 8u;
     auto payload = packet.substr(header);
     if (more || offset) {
-      auto key = fragment_key(packet.substr(12, 4), packet.substr(16, 4), be16(packet, 4), protocol);
+      auto key = fragment_key(packet.substr(12, 4), packet.substr(16, 4), wire::read16(packet, 4), protocol);
       auto whole = defrag_.add(key, protocol, offset, more, payload, time, stats);
       if (!whole) return Decoded::fragment_held;
       payload = *whole;
@@ -190,7 +184,7 @@ Decoded PacketDecoder::decode_ip(std::string_view packet, TimePoint time, Segmen
   src.v6 = dst.v6 = true;
   std::memcpy(src.addr.data(), packet.data() + 8, 16);
   std::memcpy(dst.addr.data(), packet.data() + 24, 16);
-  std::size_t length = be16(packet, 4);
+  std::size_t length = wire::read16(packet, 4);
   if (length == 0 || 40 + length > packet.size()) length = packet.size() - 40;  // jumbograms, truncation
   auto rest = packet.substr(40, length);
   auto next = static_cast<std::uint8_t>(packet[6]);
@@ -208,10 +202,10 @@ Decoded PacketDecoder::decode_ip(std::string_view packet, TimePoint time, Segmen
     if (next == 44) {  // fragment header
       if (rest.size() < 8) return Decoded::malformed;
       auto protocol = static_cast<std::uint8_t>(rest[0]);
-      std::uint16_t offset_flags = be16(rest, 2);
+      std::uint16_t offset_flags = wire::read16(rest, 2);
       std::size_t offset = (offset_flags >> 3) * 8u;
       bool more = offset_flags & 1;
-      std::uint32_t id = be32(rest, 4);
+      std::uint32_t id = wire::read32(rest, 4);
       auto key = fragment_key(packet.substr(8, 16), packet.substr(24, 16), id, protocol);
       auto whole = defrag_.add(key, protocol, offset, more, rest.substr(8), time, stats);
       if (!whole) return Decoded::fragment_held;
@@ -231,9 +225,9 @@ Decoded PacketDecoder::decode_transport(std::uint8_t protocol, const IpEndpoint&
   if (protocol == kProtoUdp) {
     if (payload.size() < 8) return Decoded::malformed;
     out.tcp = false;
-    out.src.port = be16(payload, 0);
-    out.dst.port = be16(payload, 2);
-    std::size_t length = be16(payload, 4);
+    out.src.port = wire::read16(payload, 0);
+    out.dst.port = wire::read16(payload, 2);
+    std::size_t length = wire::read16(payload, 4);
     // A bad length field (or 0 from offloading) falls back on what the IP layer says.
     if (length < 8 || length > payload.size()) length = payload.size();
     out.payload = payload.substr(8, length - 8);
@@ -247,9 +241,9 @@ Decoded PacketDecoder::decode_transport(std::uint8_t protocol, const IpEndpoint&
     std::size_t header = (static_cast<std::uint8_t>(payload[12]) >> 4) * 4u;
     if (header < 20 || header > payload.size()) return Decoded::malformed;
     out.tcp = true;
-    out.src.port = be16(payload, 0);
-    out.dst.port = be16(payload, 2);
-    out.seq = be32(payload, 4);
+    out.src.port = wire::read16(payload, 0);
+    out.dst.port = wire::read16(payload, 2);
+    out.seq = wire::read32(payload, 4);
     out.flags = static_cast<std::uint8_t>(payload[13]);
     out.payload = payload.substr(header);
     ++stats.tcp_segments;

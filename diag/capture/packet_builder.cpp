@@ -5,34 +5,23 @@
 #include <charconv>
 #include <cstring>
 
+#include "diag/capture/wire.hpp"
+
 namespace sw::capture {
 namespace {
 
-constexpr std::uint8_t kProtoTcp = 6, kProtoUdp = 17;
+using wire::kProtoTcp;
+using wire::kProtoUdp;
 constexpr std::size_t kIpv4Header = 20, kIpv6Header = 40, kUdpHeader = 8, kTcpHeader = 20;
 constexpr std::size_t kMaxIpv4Total = 65535;    // total length is 16 bits
 constexpr std::size_t kMaxIpv6Payload = 65535;  // payload length is 16 bits (no jumbograms)
 constexpr std::uint8_t kTtl = 64;
 
-void put16(std::string& out, std::size_t at, std::uint16_t v) {
-  out[at] = static_cast<char>(v >> 8);
-  out[at + 1] = static_cast<char>(v & 0xff);
-}
-
-void put32(std::string& out, std::size_t at, std::uint32_t v) {
-  put16(out, at, static_cast<std::uint16_t>(v >> 16));
-  put16(out, at + 2, static_cast<std::uint16_t>(v & 0xffff));
-}
-
-std::uint16_t get16(std::string_view in, std::size_t at) {
-  return static_cast<std::uint16_t>((static_cast<std::uint8_t>(in[at]) << 8) | static_cast<std::uint8_t>(in[at + 1]));
-}
-
 // RFC 1071: the one's complement sum of 16-bit words, carried across calls so
 // a pseudo header and a segment can be summed separately.
 std::uint32_t sum_words(std::string_view bytes, std::uint32_t sum = 0) {
   std::size_t i = 0;
-  for (; i + 1 < bytes.size(); i += 2) sum += get16(bytes, i);
+  for (; i + 1 < bytes.size(); i += 2) sum += wire::read16(bytes, i);
   if (i < bytes.size()) sum += static_cast<std::uint32_t>(static_cast<std::uint8_t>(bytes[i]) << 8);
   return sum;
 }
@@ -64,7 +53,7 @@ std::string ip_packet(const IpEndpoint& src, const IpEndpoint& dst, std::uint8_t
   if (src.v6) {
     out.assign(kIpv6Header, '\0');
     out[0] = 0x60;
-    put16(out, 4, static_cast<std::uint16_t>(segment.size()));
+    wire::write16(out, 4, static_cast<std::uint16_t>(segment.size()));
     out[6] = static_cast<char>(protocol);
     out[7] = static_cast<char>(kTtl);
     out.replace(8, 16, address_bytes(src));
@@ -72,14 +61,14 @@ std::string ip_packet(const IpEndpoint& src, const IpEndpoint& dst, std::uint8_t
   } else {
     out.assign(kIpv4Header, '\0');
     out[0] = 0x45;
-    put16(out, 2, static_cast<std::uint16_t>(kIpv4Header + segment.size()));
-    put16(out, 4, ip_id);
-    put16(out, 6, dont_fragment ? 0x4000 : 0);
+    wire::write16(out, 2, static_cast<std::uint16_t>(kIpv4Header + segment.size()));
+    wire::write16(out, 4, ip_id);
+    wire::write16(out, 6, dont_fragment ? 0x4000 : 0);
     out[8] = static_cast<char>(kTtl);
     out[9] = static_cast<char>(protocol);
     out.replace(12, 4, address_bytes(src));
     out.replace(16, 4, address_bytes(dst));
-    put16(out, 10, fold(sum_words(out)));
+    wire::write16(out, 10, fold(sum_words(out)));
   }
   out.append(segment);
   return out;
@@ -143,12 +132,12 @@ std::string build_udp_packet(const IpEndpoint& src, const IpEndpoint& dst, std::
   const std::size_t length = kUdpHeader + payload.size();
   if (src.v6 != dst.v6 || length > 0xffff || !fits(src, length)) return {};
   std::string udp(kUdpHeader, '\0');
-  put16(udp, 0, src.port);
-  put16(udp, 2, dst.port);
-  put16(udp, 4, static_cast<std::uint16_t>(length));
+  wire::write16(udp, 0, src.port);
+  wire::write16(udp, 2, dst.port);
+  wire::write16(udp, 4, static_cast<std::uint16_t>(length));
   udp.append(payload);
   auto sum = fold(sum_words(udp, pseudo_header_sum(src, dst, kProtoUdp, length)));
-  put16(udp, 6, sum == 0 ? 0xffff : sum);  // 0 would mean "no checksum" (RFC 768)
+  wire::write16(udp, 6, sum == 0 ? 0xffff : sum);  // 0 would mean "no checksum" (RFC 768)
   return ip_packet(src, dst, kProtoUdp, udp, ip_id, false);
 }
 
@@ -157,28 +146,28 @@ std::string build_tcp_packet(const IpEndpoint& src, const IpEndpoint& dst, std::
   const std::size_t length = kTcpHeader + payload.size();
   if (src.v6 != dst.v6 || !fits(src, length)) return {};
   std::string tcp(kTcpHeader, '\0');
-  put16(tcp, 0, src.port);
-  put16(tcp, 2, dst.port);
-  put32(tcp, 4, seq);
-  put32(tcp, 8, (flags & tcp_flag::ack) ? ack : 0);
+  wire::write16(tcp, 0, src.port);
+  wire::write16(tcp, 2, dst.port);
+  wire::write32(tcp, 4, seq);
+  wire::write32(tcp, 8, (flags & tcp_flag::ack) ? ack : 0);
   tcp[12] = static_cast<char>((kTcpHeader / 4) << 4);
   tcp[13] = static_cast<char>(flags);
-  put16(tcp, 14, 0xffff);  // window
+  wire::write16(tcp, 14, 0xffff);  // window
   tcp.append(payload);
-  put16(tcp, 16, fold(sum_words(tcp, pseudo_header_sum(src, dst, kProtoTcp, length))));
+  wire::write16(tcp, 16, fold(sum_words(tcp, pseudo_header_sum(src, dst, kProtoTcp, length))));
   return ip_packet(src, dst, kProtoTcp, tcp, 0, true);
 }
 
 std::vector<std::string> fragment_ipv4(std::string_view packet, std::size_t mtu) {
   if (packet.size() < kIpv4Header || (static_cast<std::uint8_t>(packet[0]) >> 4) != 4) return {};
   const std::size_t header = (static_cast<std::uint8_t>(packet[0]) & 0x0f) * 4u;
-  const std::size_t total = get16(packet, 2);
+  const std::size_t total = wire::read16(packet, 2);
   if (header < kIpv4Header || total < header || total > packet.size()) return {};
   if (total <= mtu) return {std::string(packet.substr(0, total))};
   // Every fragment but the last carries a multiple of 8 bytes (RFC 791).
   if (mtu < header + 8) return {};
   const std::size_t chunk = (mtu - header) / 8 * 8;
-  const std::uint16_t flags_offset = get16(packet, 6);
+  const std::uint16_t flags_offset = wire::read16(packet, 6);
   const std::size_t base = static_cast<std::size_t>(flags_offset & 0x1fff) * 8;
   const bool more_after = (flags_offset & 0x2000) != 0;  // the packet is itself a fragment, not the last
 
@@ -209,11 +198,11 @@ std::vector<std::string> fragment_ipv4(std::string_view packet, std::size_t mtu)
     else frag.append(later_options);
     const auto frag_header = frag.size();
     frag[0] = static_cast<char>(0x40 | (frag_header / 4));
-    put16(frag, 2, static_cast<std::uint16_t>(frag_header + piece.size()));
+    wire::write16(frag, 2, static_cast<std::uint16_t>(frag_header + piece.size()));
     // A fragment cannot carry "don't fragment"; MF on all but the last.
-    put16(frag, 6, static_cast<std::uint16_t>(((!last || more_after) ? 0x2000 : 0) | ((base + off) / 8)));
-    put16(frag, 10, 0);
-    put16(frag, 10, fold(sum_words(frag)));
+    wire::write16(frag, 6, static_cast<std::uint16_t>(((!last || more_after) ? 0x2000 : 0) | ((base + off) / 8)));
+    wire::write16(frag, 10, 0);
+    wire::write16(frag, 10, fold(sum_words(frag)));
     frag.append(piece);
     out.push_back(std::move(frag));
   }

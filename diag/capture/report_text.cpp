@@ -5,13 +5,6 @@
 namespace sw::capture {
 namespace {
 
-// Fields come off the wire: a control character must not break the layout.
-std::string printable(std::string text) {
-  for (auto& c : text)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return text;
-}
-
 // "3 TLS packets" for non-zero counts only.
 void add_count(std::vector<std::string>& parts, std::uint64_t n, const char* what) {
   if (n) parts.push_back(std::to_string(n) + " " + what);
@@ -32,8 +25,9 @@ std::string format_text_verdict(const diag::Verdict& v) {
                     (v.source.empty() ? "-" : v.source) + "  challenges=" + std::to_string(v.challenges) +
                     "  final=" + (v.final_status ? std::to_string(v.final_status) : std::string("none")) +
                     "  call-id=" + v.call_id;
-  out = printable(std::move(out)) + "\n";
-  for (const auto& [key, value] : v.evidence) out += "    " + printable(key + ": " + diag::evidence_text(value)) + "\n";
+  out = diag::printable(std::move(out)) + "\n";
+  for (const auto& [key, value] : v.evidence)
+    out += "    " + diag::printable(key + ": " + diag::evidence_text(value)) + "\n";
   out += "    hint: " + v.hint + "\n";
   return out;
 }
