@@ -15,7 +15,9 @@ cleanup), so a failing test never leaves SIPp or sipwitness running.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import re
 import shutil
 import signal
@@ -56,40 +58,64 @@ def sipwitness_binary() -> str:
 # --------------------------------------------------------------------------
 # ports
 
-_handed_out: set[tuple[str, int]] = set()
+# Ports are handed out below the kernel's ephemeral range, so no socket bound
+# to port 0 (sipwitness's own, SIPp's control port, another test's client) can
+# take one between free_port() and the peer binding it. Parallel test files
+# share that range, so each port is held by an flock() for the life of the
+# process that was given it.
+_PORT_LOCK_DIR = Path(tempfile.gettempdir()) / "sipwitness-e2e-ports"
+_held_port_locks: dict[int, int] = {}
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _lock_port(port: int) -> bool:
+    _PORT_LOCK_DIR.mkdir(exist_ok=True)
+    fd = os.open(_PORT_LOCK_DIR / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_port_locks[port] = fd
+    return True
+
+
+def _bindable(family: int, sock_type: int, host: str, port: int) -> bool:
+    s = socket.socket(family, sock_type)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def free_port(kind: str = "udp", host: str = HOST) -> int:
-    """A currently free port on host. kind: "udp", "tcp" or "both" (free for both).
+    """A free port on host, never handed out twice by any test process.
 
-    The port is closed again before returning, so a race with another process
-    is possible but unlikely; ports already handed out by this process are not
-    handed out again.
+    kind: "udp", "tcp" or "both" (free for both). Ports come from below the
+    ephemeral range and are locked across processes (see _PORT_LOCK_DIR).
     """
     if kind not in ("udp", "tcp", "both"):
         raise ValueError(f"kind must be udp, tcp or both, not {kind!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(200):
-        first_type = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
-        s = socket.socket(family, first_type)
-        try:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-            if kind == "both":
-                t = socket.socket(family, socket.SOCK_STREAM)
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-                finally:
-                    t.close()
-        finally:
-            s.close()
-        if (kind, port) in _handed_out:
+    types = {"udp": [socket.SOCK_DGRAM], "tcp": [socket.SOCK_STREAM],
+             "both": [socket.SOCK_DGRAM, socket.SOCK_STREAM]}[kind]
+    high = min(_ephemeral_low(), 65536) - 1
+    low = max(10000, high - 20000)
+    for _ in range(500):
+        port = random.randint(low, high)
+        if port in _held_port_locks or not _lock_port(port):
             continue
-        # also avoid handing out port+1/port+2 neighbours used by SIPp media
-        _handed_out.add((kind, port))
-        return port
+        if all(_bindable(family, t, host, port) for t in types):
+            return port
     raise RuntimeError("no free port found")
 
 
