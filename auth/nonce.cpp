@@ -1,12 +1,11 @@
 #include "nonce.hpp"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include <algorithm>
 #include <array>
+
+#include "auth/mac.hpp"
 
 namespace sw::auth {
 
@@ -24,43 +23,6 @@ static_assert(kRawBytes % 3 == 0);
 // A nonce up to this far in the future still counts: instances sharing a
 // secret (lab mode, restarts on another host) may disagree on the clock a little.
 constexpr std::int64_t kFutureSkewSeconds = 5;
-
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-std::string base64url_encode(const std::array<unsigned char, kRawBytes>& in) {
-  std::string out;
-  out.reserve(kNonceChars);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    std::uint32_t v = std::uint32_t{in[i]} << 16 | std::uint32_t{in[i + 1]} << 8 | in[i + 2];
-    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kBase64Url[(v >> shift) & 0x3f]);
-  }
-  return out;
-}
-
-bool base64url_decode(std::string_view in, std::array<unsigned char, kRawBytes>& out) {
-  if (in.size() != kNonceChars) return false;
-  for (std::size_t i = 0, o = 0; i < in.size(); i += 4, o += 3) {
-    std::uint32_t v = 0;
-    for (std::size_t k = 0; k < 4; ++k) {
-      int d = base64url_value(in[i + k]);
-      if (d < 0) return false;
-      v = v << 6 | static_cast<std::uint32_t>(d);
-    }
-    out[o] = static_cast<unsigned char>(v >> 16);
-    out[o + 1] = static_cast<unsigned char>(v >> 8);
-    out[o + 2] = static_cast<unsigned char>(v);
-  }
-  return true;
-}
 
 void put_u64(std::uint64_t v, unsigned char* out) {
   for (int i = 7; i >= 0; --i) {
@@ -86,33 +48,6 @@ std::int64_t epoch_seconds(NonceIssuer::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-// One HMAC context per thread, with the digest set once: EVP_MAC_init then
-// only re-keys it, instead of fetching HMAC and SHA-256 on every nonce.
-EVP_MAC_CTX* thread_hmac() {
-  struct Holder {
-    EVP_MAC_CTX* ctx = nullptr;
-    Holder() {
-      EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-      if (mac == nullptr) return;
-      ctx = EVP_MAC_CTX_new(mac);
-      EVP_MAC_free(mac);  // the context keeps its own reference
-      if (ctx == nullptr) return;
-      char digest[] = "SHA2-256";
-      OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                             OSSL_PARAM_construct_end()};
-      if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = nullptr;
-      }
-    }
-    Holder(const Holder&) = delete;
-    Holder& operator=(const Holder&) = delete;
-    ~Holder() { EVP_MAC_CTX_free(ctx); }
-  };
-  thread_local Holder holder;
-  return holder.ctx;
-}
-
 }  // namespace
 
 NonceIssuer::NonceIssuer(std::string secret, std::chrono::seconds ttl)
@@ -123,26 +58,14 @@ NonceIssuer::NonceIssuer(std::string secret, std::chrono::seconds ttl)
 // which verify() treats as a mismatch.
 std::string NonceIssuer::mac(std::uint64_t issued, std::string_view realm,
                              std::string_view source) const {
-  EVP_MAC_CTX* ctx = thread_hmac();
-  if (ctx == nullptr) return {};
-  // OpenSSL wants a non-null key pointer even for an empty secret.
-  static const unsigned char empty_key = 0;
-  const auto* key =
-      secret_.empty() ? &empty_key : reinterpret_cast<const unsigned char*>(secret_.data());
   std::array<unsigned char, kTimeBytes + 4> head{};
   put_u64(issued, head.data());
   put_u32(static_cast<std::uint32_t>(realm.size()), head.data() + kTimeBytes);
-  std::array<unsigned char, EVP_MAX_MD_SIZE> full{};
-  std::size_t len = 0;
-  if (EVP_MAC_init(ctx, key, secret_.size(), nullptr) != 1 ||
-      EVP_MAC_update(ctx, head.data(), head.size()) != 1 ||
-      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(realm.data()), realm.size()) !=
-          1 ||
-      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(source.data()), source.size()) !=
-          1 ||
-      EVP_MAC_final(ctx, full.data(), &len, full.size()) != 1 || len < kMacBytes)
-    return {};
-  return std::string(reinterpret_cast<const char*>(full.data()), kMacBytes);
+  auto full = hmac_sha256(secret_, {std::string_view(reinterpret_cast<const char*>(head.data()), head.size()),
+                                    realm, source});
+  if (full.size() < kMacBytes) return {};
+  full.resize(kMacBytes);
+  return full;
 }
 
 std::string NonceIssuer::issue(std::string_view realm, TimePoint now,
@@ -157,17 +80,19 @@ std::string NonceIssuer::issue(std::string_view realm, TimePoint now,
   std::string tag = mac(issued, realm, source);
   // On an OpenSSL failure the MAC part stays zero: the nonce then never verifies.
   std::copy(tag.begin(), tag.end(), raw.begin() + kTimeBytes);
-  return base64url_encode(raw);
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
 }
 
 NonceIssuer::Check NonceIssuer::verify(std::string_view nonce, std::string_view realm,
                                        TimePoint now, std::string_view source) const {
-  std::array<unsigned char, kRawBytes> raw{};
-  if (!base64url_decode(nonce, raw)) return {Status::unknown};
-  const std::uint64_t issued = get_u64(raw.data());
+  if (nonce.size() != kNonceChars) return {Status::unknown};
+  auto decoded = base64url_decode(nonce);
+  if (!decoded || decoded->size() != kRawBytes) return {Status::unknown};
+  const auto* raw = reinterpret_cast<const unsigned char*>(decoded->data());
+  const std::uint64_t issued = get_u64(raw);
   std::string expected = mac(issued, realm, source);
   if (expected.size() != kMacBytes ||
-      CRYPTO_memcmp(expected.data(), raw.data() + kTimeBytes, kMacBytes) != 0)
+      CRYPTO_memcmp(expected.data(), raw + kTimeBytes, kMacBytes) != 0)
     return {Status::unknown};
   // Authentic from here on, so the time in it is ours.
   const std::int64_t age = epoch_seconds(now) - static_cast<std::int64_t>(issued >> kSequenceBits);
