@@ -2,7 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <set>
@@ -167,11 +170,14 @@ void read_lab(const Reader& r, const YAML::Node& n, Lab& l) {
     auto role = r.str(n["role"], "lab.role");
     if (role == "inner") l.role = LabRole::inner;
     else if (role == "outer") l.role = LabRole::outer;
-    else if (role == "both") l.role = LabRole::both;
+    else if (role == "both")
+      r.fail(n["role"], "lab.role",
+             "both is not available in this version: run an inner and an outer sipwitness sharing lab.key_file");
     else r.fail(n["role"], "lab.role", "expected inner, outer or both");
-    r.fail(n["role"], "lab.role", "lab mode (ALG detection) is not available in this version");
   }
   if (n["key_file"]) l.key_file = r.str(n["key_file"], "lab.key_file");
+  if (l.role != LabRole::none && l.key_file.empty())
+    r.fail(n, "lab.key_file", "required with lab.role: both sides seal and check with this shared secret");
 }
 
 void read_relay(const Reader& r, const YAML::Node& n, Relay& rl) {
@@ -228,6 +234,7 @@ Config read(const YAML::Node& root, const Reader& r) {
   relative(c.diag.known_credentials);
   if (c.diag.verdict_log != "-") relative(c.diag.verdict_log);
   relative(c.diag.capture);
+  relative(c.lab.key_file);
   bool has_upstream_transport = false;
   for (const auto& l : c.listen) has_upstream_transport = has_upstream_transport || l.transport == c.upstream.transport;
   if (!has_upstream_transport)
@@ -296,6 +303,23 @@ std::vector<UserRecord> read_users(const YAML::Node& root, const Reader& r) {
 
 std::vector<UserRecord> load_users(const std::string& path) {
   return load_yaml<std::vector<UserRecord>>([&] { return YAML::LoadFile(path); }, path, read_users);
+}
+
+std::string load_lab_key(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw ConfigError(path + ": lab.key_file: cannot read: " + std::strerror(errno));
+  std::string key;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && key.size() <= kMaxLabKeyBytes) key.append(buf, n);
+  std::fclose(f);
+  while (!key.empty() && sip::is_ws(key.back())) key.pop_back();  // an editor's final newline is not part of it
+  if (key.size() < kMinLabKeyBytes)
+    throw ConfigError(path + ": lab.key_file: the key must be at least " + std::to_string(kMinLabKeyBytes) +
+                      " bytes (for example: openssl rand -hex 32 > lab.key)");
+  if (key.size() > kMaxLabKeyBytes)
+    throw ConfigError(path + ": lab.key_file: the key must be at most " + std::to_string(kMaxLabKeyBytes) + " bytes");
+  return key;
 }
 
 Config load_file(const std::string& path) {

@@ -65,9 +65,15 @@ struct Diag {
 enum class LabRole : std::uint8_t { none, inner, outer, both };
 
 struct Lab {
-  LabRole role = LabRole::none;
-  std::string key_file;
+  LabRole role = LabRole::none;  // inner: seals toward the upstream; outer: seals toward the phones
+  std::string key_file;          // required with a role; read by load_lab_key
 };
+
+inline constexpr std::size_t kMinLabKeyBytes = 16;
+inline constexpr std::size_t kMaxLabKeyBytes = 1024;
+// The shared lab secret: the file's bytes without trailing white space. Throws
+// ConfigError naming the file when it cannot be read or is too short or long.
+std::string load_lab_key(const std::string& path);
 
 struct Relay {
   bool record_route = true;   // RFC 3261 16.6 step 4, for dialog-forming requests

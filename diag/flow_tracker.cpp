@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "diag/alg_hints.hpp"
 #include "proxy/sip/text.hpp"
 #include "proxy/sip/uri.hpp"
 
@@ -85,6 +86,7 @@ void FlowTracker::on_request(const Observed& e) {
     lru_.splice(lru_.begin(), lru_, flow->lru);
   }
   flow->last_activity = e.time;
+  note_rewrites(*flow, e);
   bool retransmission = !flow->answers.empty() && flow->answers.back().cseq == m.cseq_number &&
                         flow->last_cseq == m.cseq_number;
   flow->last_cseq = m.cseq_number;
@@ -149,6 +151,7 @@ void FlowTracker::on_response(const Observed& e) {
   if (!flow) return;
   lru_.splice(lru_.begin(), lru_, flow->lru);
   flow->last_activity = e.time;  // a 180 too: a call may ring for minutes
+  note_rewrites(*flow, e);
   if (m.status < 200) return;
   if (m.status != 401 && m.status != 407) {
     end(key, m.status, e.time);
@@ -190,6 +193,27 @@ void FlowTracker::on_response(const Observed& e) {
   if (static_cast<int>(flow->challenges.size()) >= settings_.loop_challenges) end(key, m.status, e.time);
 }
 
+void FlowTracker::note_rewrites(Flow& flow, const Observed& e) {
+  if (!e.seal) {
+    // Single-point hints only where the phone's own request arrives: a seal
+    // (lab mode) proves what hints can only suggest.
+    if (!e.message.is_request || e.leg != Leg::phone || e.local) return;
+    constexpr std::size_t kMaxHints = 8;
+    auto source = sip::parse_host_port(e.peer);
+    std::string_view source_ip = source ? source->host : std::string_view{};
+    for (const auto& hint : single_point_alg_hints(e.message, source_ip)) {
+      auto text = to_text(hint);
+      if (flow.alg_hints.size() < kMaxHints &&
+          std::find(flow.alg_hints.begin(), flow.alg_hints.end(), text) == flow.alg_hints.end())
+        flow.alg_hints.push_back(std::move(text));
+    }
+    return;
+  }
+  constexpr std::size_t kMaxRewrites = 32;
+  for (const auto& change : e.seal->changes)
+    if (is_auth_field(change.name) && flow.rewrites.size() < kMaxRewrites) flow.rewrites.push_back(change);
+}
+
 void FlowTracker::end(const std::string& key, int final_status, TimePoint now) {
   auto it = flows_.find(key);
   if (it == flows_.end()) return;
@@ -219,6 +243,17 @@ void FlowTracker::finish(TimePoint now) {
 }
 
 Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) const {
+  auto v = analyze_digest(f, final_status, now);
+  if (!f.alg_hints.empty() && v.verdict != VerdictKind::alg_rewrite) {
+    v.evidence.emplace_back("alg_likely", true);
+    v.evidence.emplace_back("alg_hints", f.alg_hints);
+    v.hint += " A SIP ALG likely rewrote the phone's request on the way (see alg_hints): disable the router's "
+              "SIP ALG and test again.";
+  }
+  return v;
+}
+
+Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint now) const {
   Verdict v;
   v.ts = now;
   v.call_id = f.call_id;
@@ -238,6 +273,31 @@ Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) con
   const ChallengeSeen* last_challenge = f.challenges.empty() ? nullptr : &f.challenges.back();
   if (last_challenge) ev.emplace_back("challenged_by", last_challenge->by_sipwitness ? "sipwitness" : "upstream");
 
+  // A seal proves the device rewrote the digest exchange: that explains the
+  // failure better than anything read from the rewritten values.
+  if (!f.rewrites.empty()) {
+    // The most telling change: one digest parameter rather than the whole header.
+    const auto* shown = &f.rewrites.front();
+    for (const auto& r : f.rewrites)
+      if (r.label.ends_with('=')) {
+        shown = &r;
+        break;
+      }
+    ev.emplace_back("field", shown->label);
+    ev.emplace_back("sent", shown->sent);
+    ev.emplace_back("arrived", shown->arrived);
+    std::vector<std::string> fields;
+    for (const auto& r : f.rewrites)
+      if (std::find(fields.begin(), fields.end(), r.label) == fields.end()) fields.push_back(r.label);
+    ev.emplace_back("rewritten_fields", fields);
+    set(VerdictKind::alg_rewrite, Confidence::certain);
+    bool failed = final_status == 0 || final_status == 401 || final_status == 407 || final_status == 403;
+    v.hint = "A device between the two sipwitness instances rewrote the " + shown->label +
+             (failed ? " of the digest exchange: that, not the password, is why authentication fails. "
+                     : " of the digest exchange; the server accepted it this time, a stricter one will not. ") +
+             "Disable the router's SIP ALG (SIP helper, SIP transformations).";
+    return v;
+  }
   if (final_status == 403) return set(VerdictKind::forbidden, Confidence::certain);
   if (final_status != 0 && final_status != 401 && final_status != 407)
     return set(f.challenges.empty() ? VerdictKind::ok : VerdictKind::ok_after_challenge, Confidence::certain);

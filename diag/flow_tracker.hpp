@@ -16,6 +16,7 @@
 #include "auth/credentials.hpp"
 #include "auth/digest.hpp"
 #include "diag/observer.hpp"
+#include "diag/seal.hpp"
 #include "diag/verdict.hpp"
 
 namespace sw::diag {
@@ -79,6 +80,10 @@ class FlowTracker : public Observer {
     std::uint32_t last_cseq = 0;
     bool awaiting_answer = false;  // the last event was a challenge
     std::uint64_t events = 0;
+    // Lab mode: digest fields a device rewrote between two sipwitness instances.
+    std::vector<FieldChange> rewrites;
+    // Without seals: signs in the phone's requests that an ALG rewrote them (to_text of AlgHint).
+    std::vector<std::string> alg_hints;
     TimePoint last_activity;
     std::list<std::string>::iterator lru;
   };
@@ -91,6 +96,8 @@ class FlowTracker : public Observer {
  private:
   void on_request(const Observed& e);
   void on_response(const Observed& e);
+  static void note_rewrites(Flow& flow, const Observed& e);
+  Verdict analyze_digest(const Flow& flow, int final_status, TimePoint now) const;
   void end(const std::string& key, int final_status, TimePoint now);
   Flow* find(const std::string& key);
 

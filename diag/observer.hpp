@@ -9,6 +9,8 @@
 
 namespace sw::diag {
 
+struct SealCheck;
+
 enum class Direction { received, sent };
 enum class Leg { phone, upstream };  // which side of sipwitness the peer is on
 
@@ -24,6 +26,9 @@ struct Observed {
   // The bytes as they crossed the socket: a relayed message leaves with our
   // edits (Via, Record-Route...), which `message` does not show; "" = message.raw.
   std::string_view wire{};
+  // Lab mode, a message received on the lab path: what its seal says the
+  // device under test changed (the message itself is shown without the seal).
+  const SealCheck* seal = nullptr;
 };
 
 class Observer {

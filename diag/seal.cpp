@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "auth/digest.hpp"
@@ -78,7 +80,7 @@ std::string seal_text(const std::vector<SealField>& fields, std::string_view key
     text += f.name;
     text += ':';
     text += field_mac(key, id, f.name, f.value);
-    if (carry_values && f.value.size() <= kCarriedValueBytes) {
+    if (carry_values && f.value.size() <= (is_auth_field(f.name) ? kCarriedAuthBytes : kCarriedValueBytes)) {
       text += ':';
       text += auth::base64url_encode(f.value);
     }
@@ -290,6 +292,39 @@ std::string_view to_string(SealCheck::Status s) {
     case SealCheck::Status::invalid: return "invalid";
   }
   return "absent";
+}
+
+std::string seal_report_json(const SealCheck& check) {
+  nlohmann::json changes = nlohmann::json::array();
+  for (const auto& c : check.changes)
+    changes.push_back({{"name", c.name}, {"field", c.label}, {"sent", c.sent}, {"arrived", c.arrived}});
+  nlohmann::json j{{"seal", to_string(check.status)}, {"id", check.id}, {"detail", check.detail}, {"changes", changes}};
+  // Values off the wire may hold any bytes: replace what is not UTF-8 rather than throw.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<SealCheck> parse_seal_report(std::string_view json) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("seal") || !j["seal"].is_string()) return std::nullopt;
+  SealCheck check;
+  auto status = j["seal"].get<std::string>();
+  bool known = false;
+  for (auto s : {SealCheck::Status::absent, SealCheck::Status::intact, SealCheck::Status::rewritten,
+                 SealCheck::Status::invalid})
+    if (status == to_string(s)) {
+      check.status = s;
+      known = true;
+    }
+  if (!known) return std::nullopt;
+  auto text = [](const nlohmann::json& o, const char* key) {
+    return o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
+  };
+  check.id = text(j, "id");
+  check.detail = text(j, "detail");
+  if (j.contains("changes") && j["changes"].is_array())
+    for (const auto& c : j["changes"])
+      if (c.is_object()) check.changes.push_back({text(c, "name"), text(c, "field"), text(c, "sent"), text(c, "arrived")});
+  return check;
 }
 
 }  // namespace sw::diag

@@ -10,10 +10,12 @@
 // Authorization / Proxy-Authorization / WWW- / Proxy-Authenticate and each of
 // their digest parameters, SDP o=/c=/m=/a=rtcp lines, Content-Length and a
 // body digest) gets a truncated HMAC of (id, name, value) with the lab key;
-// values up to kCarriedValueBytes travel along in base64url, so the receiver
+// values up to kCarriedValueBytes (kCarriedAuthBytes for a whole credentials or
+// challenge header, the field that matters most) travel along in base64url, so the receiver
 // can show what was sent, not only that it changed. base64url also keeps an
 // ALG from finding (and rewriting) addresses inside the seal. The final mac
 // covers the whole seal, so a device can neither forge nor edit it.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +26,7 @@ namespace sw::diag {
 
 inline constexpr std::string_view kSealHeader = "X-Sipwitness-Seal";
 inline constexpr std::size_t kCarriedValueBytes = 200;
+inline constexpr std::size_t kCarriedAuthBytes = 1024;
 
 // One sealed field: a token-safe name ("ruri", "via.0", "authorization.0.uri",
 // "sdp.c.0") and the exact bytes it covers.
@@ -75,5 +78,12 @@ SealCheck check_seal(const sip::Message& m, std::string_view key);
 std::string strip_seal(const sip::Message& m, const SealCheck& check);
 
 std::string_view to_string(SealCheck::Status s);
+
+// What the far side of a `sipwitness probe` answers with, as the body of its response:
+// {"seal":"rewritten","id":"...","detail":"","changes":[{"name":"via.0","field":"Via","sent":"...","arrived":"..."}]}
+inline constexpr std::string_view kSealReportType = "application/x-sipwitness-seal-report+json";
+std::string seal_report_json(const SealCheck& check);
+// nullopt when the text is not such a report (header stays null).
+std::optional<SealCheck> parse_seal_report(std::string_view json);
 
 }  // namespace sw::diag

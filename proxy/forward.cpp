@@ -153,6 +153,7 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
   // Our Via goes on top (16.6 step 8), the sender's gets received/rport (18.2.1).
   std::string via = std::string("Via: SIP/2.0/") + transport_upper(how.out.transport) + " " + how.out.host + ":" +
                     std::to_string(how.out.port) + ";branch=" + compute_branch(r);
+  if (how.ask_rport) via += ";rport";
   // Where the request came in, so its responses go back out of the same socket
   // (RFC 3581 4) and over the same TCP connection (RFC 3261 18.2.2), rport or not.
   if (how.inbound && how.inbound->listener != kAnyListener) via += ";swl=" + std::to_string(how.inbound->listener);

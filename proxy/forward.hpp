@@ -50,6 +50,7 @@ struct RequestEdits {
   bool record_route = false;
   bool add_path = false;
   bool add_content_length = false;  // a datagram going onto a stream: add one if it has none
+  bool ask_rport = false;           // RFC 3581: we may be behind a NAT (lab.role inner), answer to our source
   const sip::Header* remove = nullptr;  // our own Proxy-Authorization, answered here (RFC 3261 22.3)
 };
 

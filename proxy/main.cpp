@@ -15,6 +15,7 @@
 
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
+#include "diag/alg_report.hpp"
 #include "diag/capture/analysis.hpp"
 #include "diag/capture/reader.hpp"
 #include "diag/capture/report.hpp"
@@ -89,9 +90,11 @@ class VerdictLog {
 int run(const std::string& config_path, bool check_only) {
   sw::config::Config cfg;
   Stores stores;
+  std::string lab_key;
   try {
     cfg = sw::config::load_file(config_path);
     stores = load_stores(cfg);
+    if (cfg.lab.role != sw::config::LabRole::none) lab_key = sw::config::load_lab_key(cfg.lab.key_file);
   } catch (const sw::config::ConfigError& e) {
     std::cerr << e.what() << "\n";
     return 2;
@@ -135,7 +138,16 @@ int run(const std::string& config_path, bool check_only) {
   TraceLog trace(log);
   std::vector<sw::diag::Observer*> observers{&trace, &tracker};
   if (capture) observers.push_back(capture.get());
-  sw::proxy::Server server(loop, cfg, log, observers, stores.users);
+  // lab.role: what the device under test rewrites, per path, as it is found.
+  std::unique_ptr<sw::diag::AlgReport> alg_report;
+  if (!lab_key.empty()) {
+    alg_report = std::make_unique<sw::diag::AlgReport>([log](const std::string& line) { log->warn("{}", line); });
+    observers.push_back(alg_report.get());
+    log->info("lab: role {}, sealing toward and checking from the {} side",
+              cfg.lab.role == sw::config::LabRole::inner ? "inner" : "outer",
+              cfg.lab.role == sw::config::LabRole::inner ? "upstream" : "phone");
+  }
+  sw::proxy::Server server(loop, cfg, log, observers, stores.users, lab_key);
 
   // Flows end on silence too (the client gave up): look once a second. The
   // capture reaches its file on the same beat.
@@ -217,6 +229,8 @@ int run(const std::string& config_path, bool check_only) {
   }
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  if (alg_report)
+    for (const auto& line : alg_report->summary()) log->info("{}", line);
   return rc;
 }
 

@@ -14,7 +14,8 @@ struct Parts {
 };
 
 std::string build(const Parts& p, const Address& source, int status, std::string_view reason,
-                  std::string_view warning, std::string_view secret, std::string_view extra_headers) {
+                  std::string_view warning, std::string_view secret, std::string_view extra_headers,
+                  std::string_view body = {}) {
   std::string out = "SIP/2.0 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
   for (std::size_t i = 0; i < p.vias.size(); ++i) {
     out += "Via: ";
@@ -53,7 +54,8 @@ std::string build(const Parts& p, const Address& source, int status, std::string
     }
     out += "\"\r\n";
   }
-  out += "Content-Length: 0\r\n\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  out.append(body);
   return out;
 }
 
@@ -68,7 +70,8 @@ std::string local_tag(const sip::Message& request, std::string_view secret) {
 }
 
 std::string make_reply(const sip::Message& request, const Address& source, int status, std::string_view reason,
-                       std::string_view warning, std::string_view secret, std::string_view extra_headers) {
+                       std::string_view warning, std::string_view secret, std::string_view extra_headers,
+                       std::string_view body) {
   Parts p;
   for (const auto& h : request.headers)
     if (h.id == sip::HeaderId::Via) p.vias.push_back(h.value);
@@ -76,7 +79,7 @@ std::string make_reply(const sip::Message& request, const Address& source, int s
   p.to = request.value(sip::HeaderId::To);
   p.call_id = request.value(sip::HeaderId::CallId);
   p.cseq = request.value(sip::HeaderId::CSeq);
-  return build(p, source, status, reason, warning, secret, extra_headers);
+  return build(p, source, status, reason, warning, secret, extra_headers, body);
 }
 
 std::string make_reply(const sip::Salvage& s, const Address& source, int status, std::string_view reason,

@@ -15,9 +15,11 @@ std::string local_tag(const sip::Message& request, std::string_view secret);
 std::string local_tag(std::string_view call_id, std::string_view from_tag, std::string_view secret);
 
 // Builds a response to a parsed request. warning goes into a Warning header (399);
-// extra_headers ("Name: value\r\n" lines, e.g. Proxy-Authenticate) are added as given.
+// extra_headers ("Name: value\r\n" lines, e.g. Proxy-Authenticate) are added as given; a body
+// needs its Content-Type among them.
 std::string make_reply(const sip::Message& request, const Address& source, int status, std::string_view reason,
-                       std::string_view warning, std::string_view secret, std::string_view extra_headers = {});
+                       std::string_view warning, std::string_view secret, std::string_view extra_headers = {},
+                       std::string_view body = {});
 
 // Builds a response from what could be salvaged of a malformed request; "" when
 // it cannot be answered (no Via, a response, or an ACK).

@@ -94,7 +94,8 @@ struct UdpSendReq {
 }  // namespace
 
 Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
-               std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users)
+               std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users,
+               std::string lab_key)
     : loop_(loop),
       cfg_(std::move(cfg)),
       log_(std::move(log)),
@@ -102,6 +103,8 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       limits_{cfg_.limits.max_message_bytes, cfg_.limits.max_headers, cfg_.limits.max_line_bytes},
       secret_(hex_random(16)),
       bindings_(cfg_.relay.max_bindings),
+      lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
+      seal_prefix_(hex_random(4)),
       udp_buffer_(65536) {
   observers_want_self_ =
       std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
@@ -359,7 +362,31 @@ void Server::handle_bytes(std::string_view bytes, const Source& in, sip::Framing
     reject_malformed(bytes, in, parsed.error());
     return;
   }
-  const auto& m = *parsed;
+  if (!lab_key_.empty() && on_lab_path(in.flow)) {
+    handle_lab_arrival(*parsed, in, framing);
+    return;
+  }
+  handle_message(*parsed, in, parsed->raw, nullptr);
+}
+
+void Server::handle_lab_arrival(const sip::Message& m, const Source& in, sip::Framing framing) {
+  auto seal = diag::check_seal(m, lab_key_);
+  if (!seal.header) {
+    handle_message(m, in, m.raw, &seal);
+    return;
+  }
+  // The seal never leaves the lab path: what follows sees the message without it.
+  auto unsealed = diag::strip_seal(m, seal);
+  auto stripped = sip::parse(unsealed, framing, limits_);
+  if (!stripped) {  // one header line less cannot break a message that parsed; relay it as it came
+    handle_message(m, in, m.raw, &seal);
+    return;
+  }
+  handle_message(*stripped, in, m.raw, &seal);
+}
+
+void Server::handle_message(const sip::Message& m, const Source& in, std::string_view wire,
+                            const diag::SealCheck* seal) {
   if (!observers_.empty()) {
     std::string self;
     if (observers_want_self_) {
@@ -367,10 +394,28 @@ void Server::handle_bytes(std::string_view bytes, const Source& in, sip::Framing
       self = self_address(*listeners_[in.listener], in.flow.remote,
                           conn == connections_.end() ? nullptr : conn->second.get());
     }
-    observe(diag::Direction::received, m, in.flow, self, m.raw);
+    observe(diag::Direction::received, m, in.flow, self, wire, false, seal);
+  }
+  if (seal && seal->probe && seal->status != diag::SealCheck::Status::invalid && m.is_request &&
+      cfg_.lab.role == config::LabRole::outer) {
+    answer_probe(m, in, *seal);
+    return;
   }
   if (m.is_request) handle_request(m, in);
   else handle_response(m, in);
+}
+
+void Server::answer_probe(const sip::Message& m, const Source& in, const diag::SealCheck& seal) {
+  log_->info("lab: probe {} from {} (seal {}): {} field(s) changed on the way", m.method, describe(in.flow), seal.id,
+             seal.changes.size());
+  if (m.method == "ACK") return;  // ends the probe INVITE's transaction; nothing to answer
+  // A final response the prober can read the findings from; INVITE gets a
+  // failure so no dialog or media is set up.
+  const bool invite = m.method == "INVITE";
+  ++counters_.replied;
+  send_local_reply(in.flow, make_reply(m, in.flow.remote, invite ? 488 : 200, invite ? "Probe Answered" : "OK", {},
+                                       secret_, std::string("Content-Type: ") + std::string(diag::kSealReportType) + "\r\n",
+                                       diag::seal_report_json(seal)));
 }
 
 void Server::reject_malformed(std::string_view bytes, const Source& in, const Error& error) {
@@ -517,6 +562,8 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   how.add_path = d.add_path;
   how.add_content_length = d.target.transport != Transport::udp;
   how.remove = own_credentials;
+  // The inner side of a lab sits behind the device under test, most often a NAT.
+  how.ask_rport = cfg_.lab.role == config::LabRole::inner && !lab_key_.empty() && on_lab_path(out_flow);
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
   if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());
   ++counters_.forwarded_requests;
@@ -542,6 +589,8 @@ void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std:
 
 void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown) {
   if (shutting_down_) return;  // handles are closing: nothing new goes out
+  if (!lab_key_.empty() && (shown.relayed || shown.own_reply) && on_lab_path(to))
+    bytes = sealed(std::move(bytes), to.transport);
   auto show = [&](const Listener& l, const Connection* c) {
     if (observers_.empty() || (!shown.relayed && !shown.own_reply)) return;
     auto self = observers_want_self_ ? self_address(l, to.remote, c) : std::string();
@@ -727,6 +776,22 @@ bool Server::from_upstream(const Flow& flow) {
   return false;
 }
 
+bool Server::on_lab_path(const Flow& peer) {
+  switch (cfg_.lab.role) {
+    case config::LabRole::inner: return from_upstream(peer);
+    case config::LabRole::outer: return !from_upstream(peer);
+    default: return false;
+  }
+}
+
+std::string Server::sealed(std::string bytes, Transport transport) {
+  auto parsed = sip::parse(bytes, transport == Transport::udp ? sip::Framing::datagram : sip::Framing::stream, limits_);
+  if (!parsed) return bytes;  // what we built always parses; never hold a message back for its seal
+  char id[17];
+  std::snprintf(id, sizeof id, "%s%08llx", seal_prefix_.c_str(), static_cast<unsigned long long>(++seals_ & 0xffffffff));
+  return diag::add_seal(*parsed, lab_key_, id);
+}
+
 // ---- connections ----------------------------------------------------------
 
 Server::Connection* Server::find_connection(const Address& remote) {
@@ -860,11 +925,11 @@ void Server::close_connection(Connection& c, const char* why) {
 // ---- diagnostics ----------------------------------------------------------
 
 void Server::observe(diag::Direction dir, const sip::Message& m, const Flow& peer, std::string_view self,
-                     std::string_view wire, bool local) {
+                     std::string_view wire, bool local, const diag::SealCheck* seal) {
   auto transport = config::to_string(peer.transport);
   auto peer_text = peer.remote.to_string();
   diag::Observed e{dir, from_upstream(peer) ? diag::Leg::upstream : diag::Leg::phone, std::chrono::system_clock::now(),
-                   transport, peer_text, m, local, self, wire};
+                   transport, peer_text, m, local, self, wire, seal};
   for (auto* o : observers_) o->on_message(e);
 }
 

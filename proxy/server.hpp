@@ -13,6 +13,7 @@
 #include "auth/challenger.hpp"
 #include "config/config.hpp"
 #include "diag/observer.hpp"
+#include "diag/seal.hpp"
 #include "proxy/bindings.hpp"
 #include "proxy/router.hpp"
 
@@ -26,8 +27,10 @@ struct Counters {
 class Server {
  public:
   // users: the credential store for sipwitness's own challenges (challenge.enabled).
+  // lab_key: the shared secret of lab.key_file, when lab.role is set.
   Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
-         std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users = nullptr);
+         std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users = nullptr,
+         std::string lab_key = {});
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -66,6 +69,11 @@ class Server {
   static void on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   void drain_stream(Connection& conn);
   void handle_bytes(std::string_view bytes, const Source& in, sip::Framing framing);
+  // Lab mode: checks the seal of a message from the lab path, strips it, and
+  // answers a probe here instead of relaying it.
+  void handle_lab_arrival(const sip::Message& m, const Source& in, sip::Framing framing);
+  void handle_message(const sip::Message& m, const Source& in, std::string_view wire, const diag::SealCheck* seal);
+  void answer_probe(const sip::Message& m, const Source& in, const diag::SealCheck& seal);
   void handle_request(const sip::Message& m, const Source& in);
   void handle_response(const sip::Message& m, const Source& in);
   void reject_malformed(std::string_view bytes, const Source& in, const Error& error);
@@ -92,6 +100,10 @@ class Server {
   Listener* listener_for(std::uint32_t preferred, Transport t, int family);
   std::optional<Address> usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port);
   bool from_upstream(const Flow& flow);
+  // Lab mode: whether a peer is across the device under test (inner: the
+  // upstream side; outer: the phones' side). Seals go on and come off there.
+  bool on_lab_path(const Flow& peer);
+  std::string sealed(std::string bytes, Transport transport);
 
   // Connections.
   Connection* open_connection(const Address& dst);
@@ -101,7 +113,7 @@ class Server {
   void touch(Connection& conn);
 
   void observe(diag::Direction dir, const sip::Message& m, const Flow& peer, std::string_view self,
-               std::string_view wire, bool local = false);
+               std::string_view wire, bool local = false, const diag::SealCheck* seal = nullptr);
   // "ip:port" of our end of a message with peer: the TCP connection's own
   // address, else the listener's (see server.cpp for wildcard listeners).
   std::string self_address(const Listener& l, const Address& peer, const Connection* c);
@@ -121,6 +133,9 @@ class Server {
   Target upstream_;
   BindingTable bindings_;
   std::unique_ptr<auth::Challenger> challenger_;
+  std::string lab_key_;      // "" = not in lab mode
+  std::string seal_prefix_;  // random per process, so seal ids of two instances never collide
+  std::uint64_t seals_ = 0;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<std::string, std::uint64_t> connection_by_remote_;
   std::uint64_t next_connection_id_ = 1;

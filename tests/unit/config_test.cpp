@@ -74,6 +74,10 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       {"challenge: { enabled: true }\n", "challenge.users: a users file is required when challenge.enabled is true"},
       {"challenge: { max_failures: 0 }\n", "challenge.max_failures: expected an integer from 1"},
       {"listen: [{ transport: tls }]\n", "listen[0].transport: TLS listeners are not available"},
+      {"lab: { role: inner }\n", "bad.yaml:1:6: lab.key_file: required with lab.role"},
+      {"lab: { role: middle, key_file: k }\n", "lab.role: expected inner, outer or both"},
+      {"lab: { role: both, key_file: k }\n", "lab.role: both is not available in this version"},
+      {"lab: { role: outer, key: k }\n", "lab.key: unknown key"},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.yaml);
@@ -84,6 +88,37 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       EXPECT_NE(std::string(e.what()).find(row.expected), std::string::npos) << e.what();
     }
   }
+}
+
+TEST(Config, LabRoleAndKey) {
+  auto c = load_string("lab: { role: outer, key_file: lab.key }\n", "conf/lab.yaml");
+  EXPECT_EQ(c.lab.role, LabRole::outer);
+  EXPECT_EQ(c.lab.key_file, "conf/lab.key");  // beside the config file
+  EXPECT_EQ(load_string("", "x.yaml").lab.role, LabRole::none);
+
+  auto dir = std::filesystem::temp_directory_path() / ("sipwitness-lab-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    auto path = (dir / name).string();
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return path;
+  };
+  EXPECT_EQ(load_lab_key(write("good.key", "0123456789abcdef0123\n\n")), "0123456789abcdef0123");
+  auto expect_error = [&](const std::string& path, const std::string& part) {
+    try {
+      load_lab_key(path);
+      ADD_FAILURE() << path << " accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  };
+  expect_error(write("short.key", "tooshort\n"), "at least 16 bytes");
+  expect_error(write("long.key", std::string(2000, 'k')), "at most 1024 bytes");
+  expect_error((dir / "missing.key").string(), "cannot read");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Config, UsersFile) {
