@@ -22,7 +22,9 @@
 #include "diag/flow_tracker.hpp"
 #include "diag/observer.hpp"
 #include "proxy/capture_writer.hpp"
+#include "proxy/probe.hpp"
 #include "proxy/server.hpp"
+#include "proxy/sip/uri.hpp"
 #include "proxy/version.hpp"
 
 namespace {
@@ -377,6 +379,43 @@ int ha1(const std::string& user, const std::string& realm, const std::string& al
   return 0;
 }
 
+struct ProbeArgs {
+  std::string target;
+  std::string transport = "all";
+  std::string key_file;
+  std::string format = "text";
+  double timeout_s = 3;
+  std::string bind_ip;
+};
+
+// The active ALG test against a sipwitness with lab.role outer across the device.
+int probe(const ProbeArgs& args) {
+  sw::proxy::ProbeOptions options;
+  auto target = sw::sip::parse_host_port(args.target);
+  if (!target || target->port == 0) {
+    std::cerr << "probe: --target: expected HOST:PORT, got \"" << args.target << "\"\n";
+    return 2;
+  }
+  options.target_host = std::string(target->host);
+  options.target_port = target->port;
+  if (args.transport == "udp") options.transports = {sw::proxy::Transport::udp};
+  else if (args.transport == "tcp") options.transports = {sw::proxy::Transport::tcp};
+  if (args.key_file.empty()) {
+    std::cerr << "probe: --key-file is required: the lab key the outer sipwitness checks seals with\n";
+    return 2;
+  }
+  try {
+    options.key = sw::config::load_lab_key(args.key_file);
+  } catch (const sw::config::ConfigError& e) {
+    std::cerr << "probe: " << e.what() << "\n";
+    return 2;
+  }
+  options.format = args.format == "json" ? sw::proxy::ProbeFormat::json : sw::proxy::ProbeFormat::text;
+  options.timeout = std::chrono::milliseconds(static_cast<long long>(args.timeout_s * 1000));
+  options.bind_ip = args.bind_ip;
+  return sw::proxy::run_probe(options, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -408,6 +447,21 @@ int main(int argc, char** argv) {
                           "Seconds of silence after a challenge that mean the client gave up")
       ->check(CLI::Range(1, 3600));
 
+  ProbeArgs probe_args;
+  auto* probe_cmd = app.add_subcommand(
+      "probe", "Active ALG test: sealed REGISTER, INVITE and OPTIONS to a sipwitness with lab.role outer "
+               "(exit 0: nothing rewritten, 3: rewrites found, 1: no answer)");
+  probe_cmd->add_option("--target", probe_args.target, "HOST:PORT of the outer sipwitness, across the device")
+      ->required();
+  probe_cmd->add_option("--transport", probe_args.transport, "udp, tcp or all (default)")
+      ->check(CLI::IsMember({"udp", "tcp", "all"}));
+  probe_cmd->add_option("--key-file", probe_args.key_file, "The lab key shared with the outer sipwitness");
+  probe_cmd->add_option("--format", probe_args.format, "text, or json (one object per finding)")
+      ->check(CLI::IsMember({"text", "json"}));
+  probe_cmd->add_option("--timeout", probe_args.timeout_s, "Seconds to wait for each answer (default 3)")
+      ->check(CLI::Range(0.1, 60.0));
+  probe_cmd->add_option("--bind", probe_args.bind_ip, "Local address to send from (default: the kernel's choice)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -417,5 +471,6 @@ int main(int argc, char** argv) {
   if (*run_cmd) return run(config_path, check_only);
   if (*ha1_cmd) return ha1(user, realm, algorithm);
   if (*analyze_cmd) return analyze(analyze_opt);
+  if (*probe_cmd) return probe(probe_args);
   return 2;
 }
