@@ -50,6 +50,7 @@ FlowTracker::Flow* FlowTracker::find(const std::string& key) {
 }
 
 void FlowTracker::on_message(const Observed& e) {
+  if (e.seal && e.seal->probe) return;  // `sipwitness probe` traffic: the probe reports it, no phone's flow
   if (e.message.is_request) {
     if (e.direction == Direction::received) on_request(e);
     return;

@@ -216,6 +216,9 @@ SealCheck check_seal(const sip::Message& m, std::string_view key) {
     return check;
   }
   auto signed_text = value.substr(0, mac_at);
+  // Read before verifying: a probe whose seal fails (another key) still gets
+  // an answer saying so, rather than being relayed.
+  check.probe = signed_text.find(";probe=1;") != std::string_view::npos;
   auto expected = seal_mac(key, signed_text);
   auto got = sip::trim(value.substr(mac_at + 5));
   if (expected.empty() || got.size() != expected.size() ||
@@ -234,7 +237,6 @@ SealCheck check_seal(const sip::Message& m, std::string_view key) {
     start = end == std::string_view::npos ? signed_text.size() + 1 : end + 1;
     if (part == "v=1") version_ok = true;
     else if (part.starts_with("id=")) check.id = std::string(part.substr(3));
-    else if (part == "probe=1") check.probe = true;
     else if (part.starts_with("f=")) {
       auto list = part.substr(2);
       while (!list.empty()) {

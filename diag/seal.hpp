@@ -64,7 +64,7 @@ struct SealCheck {
   };
   Status status = Status::absent;
   std::string id;
-  bool probe = false;
+  bool probe = false;   // a `sipwitness probe` request (what the seal says, even when invalid)
   std::string detail;  // why a seal is invalid
   std::vector<FieldChange> changes;
   const sip::Header* header = nullptr;  // the seal line (to strip before forwarding)

@@ -396,8 +396,7 @@ void Server::handle_message(const sip::Message& m, const Source& in, std::string
     }
     observe(diag::Direction::received, m, in.flow, self, wire, false, seal);
   }
-  if (seal && seal->probe && seal->status != diag::SealCheck::Status::invalid && m.is_request &&
-      cfg_.lab.role == config::LabRole::outer) {
+  if (seal && seal->probe && m.is_request && cfg_.lab.role == config::LabRole::outer) {
     answer_probe(m, in, *seal);
     return;
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "auth/digest.hpp"
+#include "diag/seal.hpp"
 #include "test_messages.hpp"
 
 // The auth flow tracker, fed hand-built message sequences as the proxy observes
@@ -1093,6 +1094,75 @@ TEST_F(DiagFlow, VerdictsNeverCarryAFullDigestOrAPassword) {
     for (const auto& [key, value] : verdicts_[0].evidence)
       EXPECT_FALSE(std::regex_search(describe(value), long_hex)) << key;
   }
+}
+
+// ---- lab seals and single-point ALG hints -------------------------------------
+
+TEST_F(DiagFlow, SealedDigestRewriteIsTheVerdictNotTheWrongPasswordItLooksLike) {
+  Req r{.call_id = "lab-1"};
+  from_phone(r, at(0));
+  from_upstream(401, r, at(100), challenge(Chal{}));
+  r.cseq = 2;
+  r.auth = credential(Cred{.uri = "sip:203.0.113.1"});  // what the server got: hashed over another uri
+  SealCheck seal;
+  seal.status = SealCheck::Status::rewritten;
+  seal.changes.push_back({"authorization.0", "Authorization", "Digest username=...", "Digest username=..."});
+  seal.changes.push_back({"authorization.0.uri", "Authorization uri=", std::string(kRuri), "sip:203.0.113.1"});
+  seal.changes.push_back({"via.0", "Via", "SIP/2.0/UDP 10.0.0.2:5060", "SIP/2.0/UDP 203.0.113.1:5060"});
+  auto m = parse_ok(request(r));
+  tracker_->on_message(Observed{Direction::received, Leg::phone, at(200), "udp", kPhone, m, false, {}, {}, &seal});
+  from_upstream(401, r, at(300), challenge(Chal{.nonce = "nonce-b"}));
+  tracker_->tick(at(300) + 32s);
+  ASSERT_EQ(verdicts_.size(), 1u);
+  const auto& v = verdicts_[0];
+  expect_verdict(v, "lab-1", {.verdict = VerdictKind::alg_rewrite, .confidence = Confidence::certain,
+                              .challenges = 2, .final_status = 401, .user = "1001"});
+  expect_evidence(v, "field", S("Authorization uri="));
+  expect_evidence(v, "sent", S(std::string(kRuri)));
+  expect_evidence(v, "arrived", S("sip:203.0.113.1"));
+  expect_evidence(v, "rewritten_fields", L({"Authorization", "Authorization uri="}));  // not the Via: no auth field
+  EXPECT_NE(v.hint.find("not the password"), std::string::npos) << v.hint;
+}
+
+TEST_F(DiagFlow, AnIntactSealChangesNothing) {
+  Req r{.call_id = "lab-2"};
+  SealCheck seal;
+  seal.status = SealCheck::Status::intact;
+  auto m = parse_ok(request(r));
+  tracker_->on_message(Observed{Direction::received, Leg::phone, at(0), "udp", kPhone, m, false, {}, {}, &seal});
+  from_upstream(200, r, at(100));
+  ASSERT_EQ(verdicts_.size(), 1u);
+  EXPECT_EQ(verdicts_[0].verdict, VerdictKind::ok);
+  expect_no_evidence(verdicts_[0], "alg_likely");
+}
+
+TEST_F(DiagFlow, SinglePointAlgHintsJoinTheVerdictAsLikely) {
+  // What the kernel's SIP helper leaves: Via and Contact on the router's public
+  // address, the Call-ID still on the phone's private one.
+  auto text = request(Req{.call_id = "reg-9@192.168.1.20"});
+  for (auto [from, to] : {std::pair<std::string, std::string>{"Via: SIP/2.0/UDP 192.0.2.10:5060", "Via: SIP/2.0/UDP 198.51.100.7:5060"},
+                          {"Contact: <sip:1001@192.0.2.10:5060>", "Contact: <sip:1001@198.51.100.7:5060>"}})
+    text.replace(text.find(from), from.size(), to);
+  feed(Direction::received, Leg::phone, at(0), "198.51.100.7:5060", text);
+  feed(Direction::received, Leg::upstream, at(100), kUpstream, response(200, Req{.call_id = "reg-9@192.168.1.20"}));
+  ASSERT_EQ(verdicts_.size(), 1u);
+  const auto& v = verdicts_[0];
+  EXPECT_EQ(v.verdict, VerdictKind::ok);
+  expect_evidence(v, "alg_likely", B(true));
+  const auto* hints = find_evidence(v, "alg_hints");
+  ASSERT_NE(hints, nullptr);
+  const auto& list = std::get<std::vector<std::string>>(*hints);
+  ASSERT_FALSE(list.empty());
+  EXPECT_TRUE(list.front().starts_with("Via: ")) << list.front();
+  EXPECT_NE(v.hint.find("SIP ALG likely"), std::string::npos);
+}
+
+TEST_F(DiagFlow, NoHintsForOrdinaryNat) {
+  Req r{.call_id = "reg-10@192.0.2.10"};
+  from_phone(r, at(0));
+  from_upstream(200, r, at(100));
+  ASSERT_EQ(verdicts_.size(), 1u);
+  expect_no_evidence(verdicts_[0], "alg_likely");
 }
 
 }  // namespace

@@ -243,6 +243,10 @@ TEST(Seal, ProbeMarkIsAuthenticated) {
   EXPECT_TRUE(check_seal(parse_ok(text), kKey).probe);
   auto unmarked = replace_all(text, ";probe=1", "");
   EXPECT_EQ(check_seal(parse_ok(unmarked), kKey).status, SealCheck::Status::invalid);
+  // Under another key the mark is still read, so the far side answers "invalid" instead of relaying.
+  auto other = check_seal(parse_ok(text), "another key");
+  EXPECT_EQ(other.status, SealCheck::Status::invalid);
+  EXPECT_TRUE(other.probe);
 }
 
 TEST(Seal, FieldLabels) {
