@@ -6,6 +6,7 @@ Pieces:
   start_sipp(...)/run_sipp   SIPp wrappers; every run is bounded (-m, -timeout,
                              -recv_timeout, and a hard kill from Python)
   SCENARIO_DIR               the SIPp scenarios used by the tests
+  AlgRelay(server, there, back)  a UDP relay that rewrites like a broken SIP ALG
   E2ETestCase                unittest base class: per-test temp dir, process
                              cleanup, helpers for SIPp pairs
 
@@ -19,12 +20,14 @@ import fcntl
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 from pathlib import Path
@@ -708,6 +711,51 @@ class E2ETestCase(unittest.TestCase):
 
 # --------------------------------------------------------------------------
 # raw sockets for hand-made (and malformed) messages
+
+
+class AlgRelay:
+    """A UDP relay standing for a router with a broken SIP ALG, on loopback:
+    what its client sends to `port` goes to server through `there`, what
+    comes back through `back` (each bytes -> bytes; None passes unchanged).
+    The server sees the client as `address`; `rewrites` counts the messages
+    `there` changed."""
+
+    def __init__(self, server: tuple[str, int], there=None, back=None):
+        self.server, self.there, self.back = server, there, back
+        self.inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.inside.bind((HOST, free_port("udp")))
+        self.outside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.outside.bind((HOST, 0))
+        self.port = self.inside.getsockname()[1]
+        self.address = self.outside.getsockname()
+        self.client: tuple[str, int] | None = None
+        self.seen_there: list[bytes] = []
+        self.rewrites = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._relay, daemon=True)
+        self._thread.start()
+
+    def _relay(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.inside, self.outside], [], [], 0.1)
+            for sock in ready:
+                data, source = sock.recvfrom(65535)
+                if sock is self.inside:
+                    self.client = source
+                    self.seen_there.append(data)
+                    out = self.there(data) if self.there else data
+                    self.rewrites += out != data
+                    self.outside.sendto(out, self.server)
+                elif self.client:
+                    self.inside.sendto(self.back(data) if self.back else data, self.client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.inside.close()
+        self.outside.close()
+
+
 
 
 def make_request(

@@ -9,7 +9,7 @@ Emulated broken ALGs, on loopback (AlgRelay below stands for the router):
 
 Each test makes the relay rewrite one thing the way real ALGs do (the digest
 uri=, the quoting of the Authorization, the realm of the WWW-Authenticate on
-the way back, or strip the seal) and checks that the sipwitness on the far side
+the way back, or strip the seal; harness.AlgRelay) and checks that the sipwitness on the far side
 names the exact field with what was sent and what arrived: the verdict is
 alg_rewrite (certain) rather than the wrong password the rewrite looks like,
 and the log carries the per-path ALG report. With a relay that changes
@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import unittest
 from pathlib import Path
@@ -51,42 +49,6 @@ import test_verdicts as tv  # noqa: E402  (Kamailio + digest_uac flows)
 
 LAB_KEY = "e2e lab key, shared by inner and outer"
 Rewrite = Callable[[bytes], bytes]
-
-
-class AlgRelay:
-    """A UDP relay standing for a router with a broken SIP ALG: what the inner
-    side sends goes through `there`, what comes back through `back`."""
-
-    def __init__(self, server: tuple[str, int], there: Rewrite | None = None, back: Rewrite | None = None):
-        self.server, self.there, self.back = server, there, back
-        self.inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.inside.bind((harness.HOST, harness.free_port("udp")))
-        self.outside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.outside.bind((harness.HOST, 0))
-        self.port = self.inside.getsockname()[1]
-        self.client: tuple[str, int] | None = None
-        self.seen_there: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._relay, daemon=True)
-        self._thread.start()
-
-    def _relay(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.inside, self.outside], [], [], 0.1)
-            for sock in ready:
-                data, source = sock.recvfrom(65535)
-                if sock is self.inside:
-                    self.client = source
-                    self.seen_there.append(data)
-                    self.outside.sendto(self.there(data) if self.there else data, self.server)
-                elif self.client:
-                    self.inside.sendto(self.back(data) if self.back else data, self.client)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.inside.close()
-        self.outside.close()
 
 
 def replace_in_header(name: bytes, old: bytes, new: bytes) -> Rewrite:
@@ -125,7 +87,7 @@ class LoopbackAlgLab(tv._Base):
         outer = self.sipwitness(upstream_uri=k.uri, listen=("udp",), workdir=str(self.tmp / "outer"),
                                 extra_config=self.lab_config("outer", self.outer_verdicts))
         with outer:
-            relay = AlgRelay((harness.HOST, outer.udp_port), there, back)
+            relay = harness.AlgRelay((harness.HOST, outer.udp_port), there, back)
             self.addCleanup(relay.close)
             inner = self.sipwitness(upstream_uri=f"sip:{harness.HOST}:{relay.port};transport=udp",
                                     listen=("udp",), workdir=str(self.tmp / "inner"),
@@ -439,22 +401,21 @@ class ProbeCommandLine(harness.E2ETestCase):
 
 
 class LabConfig(harness.E2ETestCase):
-    def test_role_without_key_is_a_config_error(self):
-        cfg = self.tmp / "bad.yaml"
-        cfg.write_text("lab: { role: outer }\n")
+    def check_refused(self, config: str, message: str) -> None:
+        cfg = self.tmp / "lab.yaml"
+        cfg.write_text(config)
         out = subprocess.run([harness.sipwitness_binary(), "run", "--config", str(cfg), "--check"],
                              capture_output=True, text=True, timeout=10)
         self.assertEqual(out.returncode, 2, out.stderr)
-        self.assertIn("bad.yaml:1:6: lab.key_file: required with lab.role", out.stderr)
+        self.assertIn(message, out.stderr)
+
+    def test_role_without_key_is_a_config_error(self):
+        self.check_refused("lab: { role: outer }\n", "lab.yaml:1:6: lab.key_file: required with lab.role")
 
     def test_short_key_is_refused(self):
         (self.tmp / "short.key").write_text("short\n")
-        cfg = self.tmp / "lab.yaml"
-        cfg.write_text("lab: { role: inner, key_file: short.key }\n")
-        out = subprocess.run([harness.sipwitness_binary(), "run", "--config", str(cfg), "--check"],
-                             capture_output=True, text=True, timeout=10)
-        self.assertEqual(out.returncode, 2, out.stderr)
-        self.assertIn("short.key: lab.key_file: the key must be at least 16 bytes", out.stderr)
+        self.check_refused("lab: { role: inner, key_file: short.key }\n",
+                           "short.key: lab.key_file: the key must be at least 16 bytes")
 
 
 if __name__ == "__main__":

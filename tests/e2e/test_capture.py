@@ -36,13 +36,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import unittest
 from pathlib import Path
 
@@ -151,46 +149,6 @@ def addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class RewritingAlg:
-    """A one-phone SIP ALG on loopback: relays UDP between a phone and
-    sipwitness, and in what the phone sends replaces `old` with `new` after
-    the phone has hashed it, as routers' ALGs do to the digest uri=."""
-
-    def __init__(self, server: tuple[str, int], old: bytes, new: bytes):
-        self.server, self.old, self.new = server, old, new
-        self.inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.inside.bind((harness.HOST, 0))
-        self.outside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.outside.bind((harness.HOST, 0))
-        self.port = self.inside.getsockname()[1]
-        self.address = self.outside.getsockname()  # what sipwitness sees as the phone
-        self.phone: tuple[str, int] | None = None
-        self.rewrites = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._relay, daemon=True)
-        self._thread.start()
-
-    def _relay(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.inside, self.outside], [], [], 0.1)
-            for sock in ready:
-                data, source = sock.recvfrom(65535)
-                if sock is self.inside:
-                    self.phone = source
-                    if self.old in data:
-                        data = data.replace(self.old, self.new)
-                        self.rewrites += 1
-                    self.outside.sendto(data, self.server)
-                elif self.phone:
-                    self.inside.sendto(data, self.phone)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.inside.close()
-        self.outside.close()
-
-
 # --------------------------------------------------------------------------
 # the tests
 
@@ -247,8 +205,8 @@ class CaptureTest(tv._Base):
         with self.start_sipwitness(k.uri, None, tv.FLOW_TIMEOUT_S) as sw:
             self.sw = sw
             realm = tv.REALM.encode()
-            alg = RewritingAlg((harness.HOST, sw.udp_port), b'uri="sip:' + realm + b'"',
-                               b'uri="sip:' + realm + b':5060"')
+            old, new = b'uri="sip:' + realm + b'"', b'uri="sip:' + realm + b':5060"'
+            alg = harness.AlgRelay((harness.HOST, sw.udp_port), there=lambda data: data.replace(old, new))
             self.addCleanup(alg.close)
             u = self.uac(alg.port)
             self.assertEqual(u.returncode, 3, u.describe() + self.context())

@@ -90,6 +90,14 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
   }
 }
 
+std::string write_file(const std::filesystem::path& dir, const std::string& name, const std::string& text) {
+  auto path = (dir / name).string();
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
 TEST(Config, LabRoleAndKey) {
   auto c = load_string("lab: { role: outer, key_file: lab.key }\n", "conf/lab.yaml");
   EXPECT_EQ(c.lab.role, LabRole::outer);
@@ -98,13 +106,7 @@ TEST(Config, LabRoleAndKey) {
 
   auto dir = std::filesystem::temp_directory_path() / ("sipwitness-lab-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto write = [&](const std::string& name, const std::string& text) {
-    auto path = (dir / name).string();
-    FILE* f = std::fopen(path.c_str(), "w");
-    std::fputs(text.c_str(), f);
-    std::fclose(f);
-    return path;
-  };
+  auto write = [&](const std::string& name, const std::string& text) { return write_file(dir, name, text); };
   EXPECT_EQ(load_lab_key(write("good.key", "0123456789abcdef0123\n\n")), "0123456789abcdef0123");
   auto expect_error = [&](const std::string& path, const std::string& part) {
     try {
@@ -124,13 +126,7 @@ TEST(Config, LabRoleAndKey) {
 TEST(Config, UsersFile) {
   auto dir = std::filesystem::temp_directory_path() / ("sipwitness-users-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto write = [&](const std::string& name, const std::string& text) {
-    auto path = (dir / name).string();
-    FILE* f = std::fopen(path.c_str(), "w");
-    std::fputs(text.c_str(), f);
-    std::fclose(f);
-    return path;
-  };
+  auto write = [&](const std::string& name, const std::string& text) { return write_file(dir, name, text); };
   auto good = write("good.yaml", R"(users:
   - { username: "1001", password: "secret1001" }
   - { username: "1002", realm: acme.test, ha1: { MD5: "0123456789ABCDEF0123456789abcdef" } }

@@ -12,34 +12,12 @@ namespace sw::diag {
 namespace {
 
 using test::parse_ok;
+using test::replace_all;
+using test::replace_in_header_lines;
 using test::sip_text;
 
 constexpr std::string_view kKey = "lab key shared by inner and outer";
 constexpr std::string_view kId = "0123456789abcdef";
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
-}
-
-// Replaces in the header lines that start with one of the prefixes only.
-std::string replace_in_lines(std::string text, std::string_view prefix, std::string_view from, std::string_view to) {
-  std::size_t line = 0;
-  while (line < text.size()) {
-    auto end = text.find("\r\n", line);
-    if (end == std::string::npos) break;
-    if (std::string_view(text).substr(line).starts_with(prefix)) {
-      auto at = text.find(from, line);
-      if (at != std::string::npos && at < end) {
-        text.replace(at, from.size(), to);
-        end = text.find("\r\n", line);
-      }
-    }
-    line = end + 2;
-  }
-  return text;
-}
 
 std::string register_text() {
   return sip_text({
@@ -91,8 +69,8 @@ TEST(Seal, AddressesNeverAppearInTheSealLine) {
 
 TEST(Seal, NatHelperRewriteOfViaAndContactIsReportedFieldByField) {
   auto text = sealed(register_text());
-  text = replace_in_lines(text, "Via: SIP/2.0/UDP 10.0.0.2", "10.0.0.2:5060", "203.0.113.1:5060");
-  text = replace_in_lines(text, "Contact:", "192.168.1.20:5060", "203.0.113.1:1024");
+  text = replace_in_header_lines(text, "Via: SIP/2.0/UDP 10.0.0.2", "10.0.0.2:5060", "203.0.113.1:5060");
+  text = replace_in_header_lines(text, "Contact:", "192.168.1.20:5060", "203.0.113.1:1024");
   auto check = check_seal(parse_ok(text), kKey);
   EXPECT_EQ(check.status, SealCheck::Status::rewritten);
   ASSERT_EQ(check.changes.size(), 2u);

@@ -26,6 +26,8 @@ namespace sw::proxy {
 namespace {
 
 using test::parse_ok;
+using test::replace_all;
+using test::replace_in_header_lines;
 
 constexpr std::string_view kKey = "lab key shared by probe and outer";
 constexpr std::string_view kOwn = "10.77.1.2:40001";
@@ -47,28 +49,6 @@ ProbeTokens tokens() {
   t.cseq = 1;
   t.sdp_session = 4242;
   return t;
-}
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
-}
-
-// What an ALG does: rewrites the address in the header lines that start with prefix.
-std::string rewrite_lines(std::string text, std::string_view prefix, std::string_view from, std::string_view to) {
-  std::size_t line = 0;
-  while (line < text.size()) {
-    auto end = text.find("\r\n", line);
-    if (end == std::string::npos || end == line) break;  // the header block ends at the empty line
-    if (std::string_view(text).substr(line).starts_with(prefix)) {
-      auto at = text.find(from, line);
-      if (at != std::string::npos && at < end) text.replace(at, from.size(), to);
-      end = text.find("\r\n", line);
-    }
-    line = end + 2;
-  }
-  return text;
 }
 
 std::set<std::string> fields_holding(const sip::Message& m, std::string_view needle) {
@@ -197,7 +177,7 @@ TEST(ProbeMatch, ByBranchCSeqMethodAndCallIdBeforeTheAt) {
   auto ok = reply_to(request, 200, "OK");
   EXPECT_TRUE(answers(parse_ok(ok), request));
   // An ALG that rewrites the Call-ID host does not hide the answer.
-  EXPECT_TRUE(answers(parse_ok(rewrite_lines(ok, "Call-ID:", kOwnIp, "203.0.113.9")), request));
+  EXPECT_TRUE(answers(parse_ok(replace_in_header_lines(ok, "Call-ID:", kOwnIp, "203.0.113.9")), request));
   EXPECT_FALSE(answers(parse_ok(replace_all(ok, "z9hG4bKswptest1", "z9hG4bKother")), request));
   EXPECT_FALSE(answers(parse_ok(replace_all(ok, "c0ffee01", "c0ffee02")), request));
   auto other = tokens();
@@ -239,13 +219,13 @@ TEST(ProbeFindings, RewritesThereComeFromTheReportAndBackFromTheResponseSeal) {
   auto request = sealed_request("REGISTER");
   // On the way there the ALG maps our address to the public one in Via, Contact
   // and the digest uri=.
-  auto there = rewrite_lines(std::string(request.raw), "Via:", kOwn, kPublic);
-  there = rewrite_lines(there, "Contact:", kOwn, kPublic);
-  there = rewrite_lines(there, "Authorization:", "uri=\"sip:probe@10.77.1.2:40001\"",
+  auto there = replace_in_header_lines(std::string(request.raw), "Via:", kOwn, kPublic);
+  there = replace_in_header_lines(there, "Contact:", kOwn, kPublic);
+  there = replace_in_header_lines(there, "Authorization:", "uri=\"sip:probe@10.77.1.2:40001\"",
                         "uri=\"sip:probe@203.0.113.9:61000\"");
   auto answer = outer_answer(parse_ok(there));
   // ... and on the way back it maps the Via of the response back.
-  auto back = rewrite_lines(answer, "Via:", kPublic, kOwn);
+  auto back = replace_in_header_lines(answer, "Via:", kPublic, kOwn);
   auto findings = findings_for(Transport::udp, request, parse_ok(back), kKey);
 
   const auto* via = find(findings, ProbeDirection::there, "Via");
@@ -529,7 +509,7 @@ class FakeOuter {
   // The answer to one message, or "" for none.
   std::string answer(std::string_view bytes, sip::Framing framing, const Address& source) {
     std::string arrived(bytes);
-    if (behaviour_.rewrite_via) arrived = rewrite_lines(arrived, "Via:", "127.0.0.1", "192.0.2.1");
+    if (behaviour_.rewrite_via) arrived = replace_in_header_lines(arrived, "Via:", "127.0.0.1", "192.0.2.1");
     auto m = sip::parse(arrived, framing);
     if (!m || !m->is_request) return {};
     if (m->method == "INVITE") ++invites_;

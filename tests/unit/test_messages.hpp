@@ -31,4 +31,29 @@ inline sip::Message parse_ok(std::string text, sip::Framing framing = sip::Frami
   return *r;
 }
 
+// Every occurrence of from replaced with to.
+inline std::string replace_all(std::string text, std::string_view from, std::string_view to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+// What an ALG does: replaces the first `from` in each header line starting with
+// prefix (the body is left alone).
+inline std::string replace_in_header_lines(std::string text, std::string_view prefix, std::string_view from,
+                                           std::string_view to) {
+  std::size_t line = 0;
+  while (line < text.size()) {
+    auto end = text.find("\r\n", line);
+    if (end == std::string::npos || end == line) break;  // the header block ends at the empty line
+    if (std::string_view(text).substr(line).starts_with(prefix)) {
+      auto at = text.find(from, line);
+      if (at != std::string::npos && at < end) text.replace(at, from.size(), to);
+      end = text.find("\r\n", line);
+    }
+    line = end + 2;
+  }
+  return text;
+}
+
 }  // namespace sw::test
