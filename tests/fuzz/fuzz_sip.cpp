@@ -1,11 +1,13 @@
 // libFuzzer target: the SIP parser and everything the relay does with a parsed
 // message (framing, salvage and local replies, URI/Via parsing, routing
-// decisions, forwarding edits). Any crash, sanitizer report or hang is a bug.
+// decisions, forwarding edits, the lab seal checker). Any crash, sanitizer
+// report or hang is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "diag/seal.hpp"
 #include "proxy/forward.hpp"
 #include "proxy/reply.hpp"
 #include "proxy/router.hpp"
@@ -21,6 +23,24 @@ const std::vector<proxy::LocalEndpoint> kOurs{{proxy::Transport::udp, "198.51.10
                                               {proxy::Transport::tcp, "198.51.100.1", 5060}};
 const proxy::Target kUpstream{proxy::Transport::udp, "192.0.2.50", 5060, std::nullopt};
 const proxy::Address kSource = *proxy::Address::from_ip("203.0.113.7", 40000);
+
+constexpr std::string_view kLabKey = "fuzzing lab key, 16+ bytes";
+
+// A seal that arrived, checked and stripped as the lab path does; and any
+// message without one, sealed and checked again, must come back intact.
+void exercise_seal(const sip::Message& m, sip::Framing framing) {
+  auto check = diag::check_seal(m, kLabKey);
+  if (check.header) {
+    auto stripped = diag::strip_seal(m, check);
+    (void)sip::parse(stripped, framing);
+    return;
+  }
+  auto sealed = diag::add_seal(m, kLabKey, "00000000000000ff");
+  auto again = sip::parse(sealed, framing);
+  if (!again) return;  // the seal pushed it over a limit: the sender's own parse refuses it too
+  auto round_trip = diag::check_seal(*again, kLabKey);
+  if (round_trip.status != diag::SealCheck::Status::intact) __builtin_trap();
+}
 
 void exercise(const sip::Message& m) {
   for (const auto& h : m.headers) {
@@ -67,8 +87,10 @@ void exercise(const sip::Message& m) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  if (auto m = sip::parse(bytes, sip::Framing::datagram)) exercise(*m);
-  else (void)proxy::make_reply(sip::salvage(bytes), kSource, 400, "Bad Request", "fuzz", "fuzz");
+  if (auto m = sip::parse(bytes, sip::Framing::datagram)) {
+    exercise(*m);
+    exercise_seal(*m, sip::Framing::datagram);
+  } else (void)proxy::make_reply(sip::salvage(bytes), kSource, 400, "Bad Request", "fuzz", "fuzz");
   if (auto framed = sip::frame_stream(bytes)) {
     if (auto m = sip::parse(bytes.substr(0, *framed), sip::Framing::stream)) exercise(*m);
   }
