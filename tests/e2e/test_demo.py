@@ -1,5 +1,6 @@
 """The README's first Quick start command: scripts/demo runs, shows what went
-through sipwitness, and the verdict for each phone's flow explains it."""
+through sipwitness, and the verdict for each phone's flow explains it; then a
+broken ALG between two lab-mode instances is named by the outer one."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ class Demo(unittest.TestCase):
                 self.assertEqual((v["verdict"], v["confidence"], v["final_status"]), (verdict, confidence, status))
                 self.assertTrue(v["hint"])
         self.assertEqual(got[("REGISTER", "sip:1003@demo.example")]["evidence"]["credential_realm"], "pbx.local")
-        # The human lines are printed too, one per flow.
-        self.assertEqual(len(re.findall(r"^verdict ", out, re.M)), 5, out)
+        # The human lines are printed too, one per flow (and one for the lab's flow, below).
+        self.assertEqual(len(re.findall(r"^verdict ", out, re.M)), 6, out)
         # Offline, the pcap sipwitness wrote gives the same verdict per flow. A
         # flow whose silence the capture cut short is only "likely" offline.
         offline = re.findall(r"^\S+Z  (\w+) \((certain|likely)\)  (\w+) (\S+)  ", out, re.M)
@@ -59,6 +60,12 @@ class Demo(unittest.TestCase):
                          {key: verdict for key, (verdict, _, _) in expected.items()}, out)
         self.assertRegex(out, r"relayed\.pcap \(pcap\): \d+ packets, \d+ SIP messages")
         self.assertRegex(out, r"(?m)^5 flows: ")
+        # The lab: the outer instance names the ALG's rewrite, not a wrong password.
+        self.assertRegex(out, r"(?m)^alg: udp 127\.0\.0\.1: rewrites Authorization uri=: sent \"sip:demo\.example\" "
+                              r"arrived \"sip:demo\.example:5060\"")
+        self.assertRegex(out, r"(?m)^verdict alg_rewrite \(certain\) REGISTER sip:1001@demo\.example .*"
+                              r"field=Authorization uri=; sent=sip:demo\.example; arrived=sip:demo\.example:5060")
+        self.assertRegex(out, r"(?m)^alg report: udp 127\.0\.0\.1: 2 sealed messages, 1 rewritten")
         html = report.read_text()
         for v in got.values():
             self.assertIn(v["call_id"], html)
