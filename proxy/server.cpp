@@ -369,6 +369,15 @@ void Server::handle_bytes(std::string_view bytes, const Source& in, sip::Framing
   handle_message(*parsed, in, parsed->raw, nullptr);
 }
 
+void Server::replay(std::string_view bytes, const Source& in, sip::Framing framing) {
+  // Observers (and the lab's seal check) saw this message when it arrived; a
+  // second look would count it twice, or as unsealed once its seal is gone.
+  auto parsed = sip::parse(bytes, framing, limits_);
+  if (!parsed) return;  // it parsed on arrival: cannot happen
+  if (parsed->is_request) handle_request(*parsed, in);
+  else handle_response(*parsed, in);
+}
+
 void Server::handle_lab_arrival(const sip::Message& m, const Source& in, sip::Framing framing) {
   auto seal = diag::check_seal(m, lab_key_);
   if (!seal.header) {
@@ -683,7 +692,7 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
       ++replays_pending_;
       e.waiters.emplace_back([this, copy = std::string(replay_bytes), in, framing] {
         --replays_pending_;
-        if (!shutting_down_) handle_bytes(copy, in, framing);
+        if (!shutting_down_) replay(copy, in, framing);
       });
     } else {
       ++counters_.dropped;

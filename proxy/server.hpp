@@ -69,6 +69,8 @@ class Server {
   static void on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   void drain_stream(Connection& conn);
   void handle_bytes(std::string_view bytes, const Source& in, sip::Framing framing);
+  // A message that waited for DNS, handled again without being observed again.
+  void replay(std::string_view bytes, const Source& in, sip::Framing framing);
   // Lab mode: checks the seal of a message from the lab path, strips it, and
   // answers a probe here instead of relaying it.
   void handle_lab_arrival(const sip::Message& m, const Source& in, sip::Framing framing);

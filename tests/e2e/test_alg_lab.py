@@ -26,6 +26,7 @@ Run:  SIPWITNESS_BIN=build/sipwitness DIGEST_UAC_BIN=build/digest_uac \\
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -79,10 +80,9 @@ class LoopbackAlgLab(tv._Base):
         return (f"lab: {{ role: {role}, key_file: \"{self.key_path}\" }}\n"
                 f"diag: {{ verdict_log: \"{verdicts}\", flow_timeout: {tv.FLOW_TIMEOUT_S}s }}\n")
 
-    def run_lab(self, there: Rewrite | None = None, back: Rewrite | None = None, expect_exit: int = 0,
-                password: str = tv.PASSWORD):
-        """One REGISTER flow through inner, relay, outer to Kamailio; returns the
-        uac run, the logs and verdicts of both sides, and what the relay carried."""
+    @contextlib.contextmanager
+    def lab(self, there: Rewrite | None = None, back: Rewrite | None = None):
+        """Kamailio, outer, the relay and inner, running; yields (inner, outer, relay)."""
         k = self.start_kamailio()
         outer = self.sipwitness(upstream_uri=k.uri, listen=("udp",), workdir=str(self.tmp / "outer"),
                                 extra_config=self.lab_config("outer", self.outer_verdicts))
@@ -94,12 +94,19 @@ class LoopbackAlgLab(tv._Base):
                                     extra_config=self.lab_config("inner", self.inner_verdicts))
             with inner:
                 self.sw = inner
-                u = self.uac(inner.udp_port, password=password)
-                self.assertEqual(u.returncode, expect_exit, u.describe() + self.context())
-                self.verdict_path = self.outer_verdicts
-                outer_rec, _ = self.wait_verdict(u.call_id)
-                self.verdict_path = self.inner_verdicts
-                inner_rec, _ = self.wait_verdict(u.call_id)
+                yield inner, outer, relay
+
+    def run_lab(self, there: Rewrite | None = None, back: Rewrite | None = None, expect_exit: int = 0,
+                password: str = tv.PASSWORD):
+        """One REGISTER flow through inner, relay, outer to Kamailio; returns the
+        uac run, the logs and verdicts of both sides, and what the relay carried."""
+        with self.lab(there, back) as (inner, outer, relay):
+            u = self.uac(inner.udp_port, password=password)
+            self.assertEqual(u.returncode, expect_exit, u.describe() + self.context())
+            self.verdict_path = self.outer_verdicts
+            outer_rec, _ = self.wait_verdict(u.call_id)
+            self.verdict_path = self.inner_verdicts
+            inner_rec, _ = self.wait_verdict(u.call_id)
         return u, inner, outer, inner_rec, outer_rec, relay
 
     def assertNoSealOutside(self, u: tv.Uac) -> None:
