@@ -3,9 +3,12 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
 
 #include <array>
 #include <cstdint>
+#include <random>
+#include <vector>
 
 namespace sw::auth {
 namespace {
@@ -106,6 +109,22 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   }
   // Spare bits must be zero, so that every byte string has one spelling only.
   if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
+    std::random_device device;
+    for (auto& c : raw) c = static_cast<unsigned char>(device());
+  }
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (auto c : raw) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
   return out;
 }
 

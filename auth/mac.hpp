@@ -1,5 +1,6 @@
 #pragma once
-// HMAC-SHA256 and base64url, shared by the stateless nonces and the lab seals.
+// HMAC-SHA256, base64url and random hex, shared by the nonces, the lab seals,
+// the proxy's secrets and the probe.
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -15,5 +16,9 @@ std::string hmac_sha256(std::string_view key, std::initializer_list<std::string_
 std::string base64url_encode(std::string_view bytes);
 // nullopt on a character outside the alphabet or a length no encoding has.
 std::optional<std::string> base64url_decode(std::string_view text);
+
+// bytes random bytes as lower-case hex (OpenSSL's generator; std::random_device
+// should it ever fail).
+std::string random_hex(std::size_t bytes);
 
 }  // namespace sw::auth

@@ -10,6 +10,7 @@
 
 #include "auth/digest.hpp"
 #include "auth/digest_header.hpp"
+#include "diag/sdp.hpp"
 #include "diag/verdict.hpp"
 #include "proxy/sip/text.hpp"
 #include "proxy/sip/uri.hpp"
@@ -145,51 +146,38 @@ struct Sdp {
   std::vector<Ip> candidates;  // every ICE candidate address, any type
 };
 
-bool sdp_body(const sip::Message& m) {
-  if (m.body.empty()) return false;
-  auto type = m.value(HeaderId::ContentType);
-  type = sip::trim(type.substr(0, type.find(';')));
-  if (!sip::iequals(type, "application/sdp")) return false;
-  auto encoding = sip::trim(m.value(HeaderId::ContentEncoding));
-  return encoding.empty() || sip::iequals(encoding, "identity");
-}
-
 Sdp scan_sdp(std::string_view body) {
   Sdp sdp;
-  while (!body.empty()) {
-    auto nl = body.find('\n');
-    auto line = body.substr(0, nl);
-    body = nl == std::string_view::npos ? std::string_view{} : body.substr(nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.size() < 2 || line[1] != '=') continue;
+  for_each_sdp_line(body, [&](std::string_view line) {
+    if (line.size() < 2 || line[1] != '=') return;
     auto value = line.substr(2);
     std::size_t n = 0;
     if (line[0] == 'c') {
       auto t = tokens<3>(value, n);
-      if (n < 3 || t[0] != "IN" || t[1] != "IP4") continue;
+      if (n < 3 || t[0] != "IN" || t[1] != "IP4") return;
       auto s = seen(value, t[2].substr(0, t[2].find('/')));  // multicast c= carries /ttl
       if (is_public_v4(s) && !sdp.public_c) sdp.public_c = s;
       if (is_private_v4(s) && !sdp.private_c) sdp.private_c = s;
     } else if (line[0] == 'o') {
       auto t = tokens<6>(value, n);
-      if (n < 6 || t[3] != "IN" || t[4] != "IP4" || sdp.origin) continue;
+      if (n < 6 || t[3] != "IN" || t[4] != "IP4" || sdp.origin) return;
       sdp.origin = seen(value, t[5]);
     } else if (line[0] == 'a' && value.starts_with("rtcp:")) {
       auto t = tokens<4>(value.substr(5), n);
-      if (n < 4 || t[1] != "IN" || t[2] != "IP4") continue;
+      if (n < 4 || t[1] != "IN" || t[2] != "IP4") return;
       auto s = seen(value, t[3]);
       if (is_private_v4(s) && !sdp.private_rtcp) sdp.private_rtcp = s;
     } else if (line[0] == 'a' && value.starts_with("candidate:")) {
       // foundation component transport priority address port "typ" type ...
       auto t = tokens<8>(value.substr(10), n);
-      if (n < 8 || t[6] != "typ") continue;
+      if (n < 8 || t[6] != "typ") return;
       auto ip = parse_ip(t[4]);  // mDNS names (x.local) are no address
-      if (!ip) continue;
+      if (!ip) return;
       sdp.candidates.push_back(*ip);
       if (t[7] == "host" && private_v4(ip) && !sdp.private_host_candidate)
         sdp.private_host_candidate = Seen{value, t[4], *ip};
     }
-  }
+  });
   return sdp;
 }
 
@@ -315,7 +303,7 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
   }
 
   Sdp sdp;
-  if (sdp_body(m)) sdp = scan_sdp(m.body);
+  if (has_sdp_body(m)) sdp = scan_sdp(m.body);
   // A c= that is one of the phone's own ICE candidates (srflx, relay) is an
   // address the phone learned itself, not one a router wrote in.
   bool c_learned = sdp.public_c && std::find(sdp.candidates.begin(), sdp.candidates.end(), sdp.public_c->ip) !=

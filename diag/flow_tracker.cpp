@@ -87,11 +87,11 @@ void FlowTracker::on_request(const Observed& e) {
     lru_.splice(lru_.begin(), lru_, flow->lru);
   }
   flow->last_activity = e.time;
-  note_rewrites(*flow, e);
   bool retransmission = !flow->answers.empty() && flow->answers.back().cseq == m.cseq_number &&
                         flow->last_cseq == m.cseq_number;
   flow->last_cseq = m.cseq_number;
   if (retransmission) return;
+  note_rewrites(*flow, e);
 
   // The credentials answering this flow's challenges: the one for the realm of
   // the latest challenge (what the request answers), else one for any realm
@@ -278,12 +278,9 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
   // failure better than anything read from the rewritten values.
   if (!f.rewrites.empty()) {
     // The most telling change: one digest parameter rather than the whole header.
-    const auto* shown = &f.rewrites.front();
-    for (const auto& r : f.rewrites)
-      if (r.label.ends_with('=')) {
-        shown = &r;
-        break;
-      }
+    auto parameter = std::find_if(f.rewrites.begin(), f.rewrites.end(),
+                                  [](const FieldChange& r) { return r.label.ends_with('='); });
+    const auto* shown = parameter != f.rewrites.end() ? &*parameter : &f.rewrites.front();
     ev.emplace_back("field", shown->label);
     ev.emplace_back("sent", shown->sent);
     ev.emplace_back("arrived", shown->arrived);

@@ -10,6 +10,7 @@
 #include "auth/digest.hpp"
 #include "auth/digest_header.hpp"
 #include "auth/mac.hpp"
+#include "diag/sdp.hpp"
 #include "proxy/sip/text.hpp"
 
 namespace sw::diag {
@@ -34,30 +35,15 @@ constexpr AuthKind kAuthKinds[] = {
 
 bool is_seal(const sip::Header& h) { return h.id == sip::HeaderId::Other && sip::iequals(h.name, kSealHeader); }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = sip::ascii_lower(c);
-  return out;
-}
-
-bool is_sdp(const sip::Message& m) {
-  auto type = m.value(sip::HeaderId::ContentType);
-  return lower(sip::trim(type.substr(0, type.find(';')))) == "application/sdp";
-}
-
 // SDP lines an ALG rewrites (RFC 4566: origin, connection, media; RFC 3605 a=rtcp).
 void add_sdp_fields(std::string_view body, std::vector<SealField>& out) {
   std::size_t c = 0, m = 0, rtcp = 0;
-  while (!body.empty()) {
-    auto nl = body.find('\n');
-    auto line = body.substr(0, nl);
-    body = nl == std::string_view::npos ? std::string_view{} : body.substr(nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  for_each_sdp_line(body, [&](std::string_view line) {
     if (line.starts_with("o=")) out.push_back({"sdp.o", std::string(line)});
     else if (line.starts_with("c=")) out.push_back({"sdp.c." + std::to_string(c++), std::string(line)});
     else if (line.starts_with("m=")) out.push_back({"sdp.m." + std::to_string(m++), std::string(line)});
     else if (line.starts_with("a=rtcp:")) out.push_back({"sdp.rtcp." + std::to_string(rtcp++), std::string(line)});
-  }
+  });
 }
 
 std::string field_mac(std::string_view key, std::string_view id, std::string_view name, std::string_view value) {
@@ -127,7 +113,7 @@ std::vector<SealField> seal_fields(const sip::Message& m) {
           // Each digest parameter on its own, so a report says "uri=" rather
           // than "the header"; a header that does not parse is still covered whole.
           if (auto parsed = auth::parse_auth_header(h.value))
-            for (const auto& p : parsed->params) out.push_back({name + "." + lower(p.name), std::string(p.value)});
+            for (const auto& p : parsed->params) out.push_back({name + "." + sip::to_lower(p.name), std::string(p.value)});
         }
         break;
     }
@@ -135,7 +121,7 @@ std::vector<SealField> seal_fields(const sip::Message& m) {
   if (!m.body.empty()) {
     auto digest = auth::hash_hex(auth::Algorithm::sha256, m.body);
     out.push_back({"body", std::to_string(m.body.size()) + " bytes, sha256 " + digest.substr(0, 16)});
-    if (is_sdp(m)) add_sdp_fields(m.body, out);
+    if (has_sdp_body(m)) add_sdp_fields(m.body, out);
   }
   return out;
 }

@@ -11,12 +11,6 @@ constexpr auto kPendingLifetime = std::chrono::seconds(64);  // 64*T1: longest a
 constexpr std::size_t kMaxPending = 65536;
 constexpr std::uint32_t kDefaultExpires = 3600;  // RFC 3261 10.2.1.1 when none given
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = sip::ascii_lower(c);
-  return out;
-}
-
 template <class F>
 void for_each_contact(const sip::Message& m, F&& f) {
   for (const auto& h : m.headers) {
@@ -33,10 +27,10 @@ void for_each_contact(const sip::Message& m, F&& f) {
 
 std::string contact_key(const sip::Uri& uri) {
   auto port = uri.port ? uri.port : (uri.is_sips() ? 5061 : 5060);
-  return std::string(uri.user) + "@" + lower(uri.host) + ":" + std::to_string(port);
+  return std::string(uri.user) + "@" + sip::to_lower(uri.host) + ":" + std::to_string(port);
 }
 
-std::string aor_key(const sip::Uri& uri) { return std::string(uri.user) + "@" + lower(uri.host); }
+std::string aor_key(const sip::Uri& uri) { return std::string(uri.user) + "@" + sip::to_lower(uri.host); }
 
 void BindingTable::remember_register(const std::string& branch, const sip::Message& request, const Flow& flow,
                                      Clock::time_point now) {

@@ -2,7 +2,6 @@
 
 #include <netdb.h>
 #include <netinet/tcp.h>
-#include <openssl/rand.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,12 +12,12 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <random>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "auth/digest.hpp"
+#include "auth/mac.hpp"
 #include "diag/seal.hpp"
 #include "proxy/sip/text.hpp"
 #include "proxy/sip/uri.hpp"
@@ -38,29 +37,13 @@ constexpr std::string_view kNotRecognised = "(not recognised: answered ";
 constexpr milliseconds kT1{500};   // RFC 3261 17.1.1.1
 constexpr milliseconds kT2{4000};  // non-INVITE retransmissions stop doubling here (17.1.2.2)
 
-std::string random_hex(std::size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
-    // Only unique values are needed here, not secret ones.
-    std::random_device rd;
-    for (auto& c : raw) c = static_cast<unsigned char>(rd());
-  }
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (auto c : raw) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
 ProbeTokens random_tokens() {
   ProbeTokens t;
-  t.branch = std::string(sip::kMagicCookie) + "swp" + random_hex(8);
-  t.call_id = random_hex(8);
-  t.from_tag = random_hex(4);
-  t.nonce = random_hex(16);
-  auto session = random_hex(4);
+  t.branch = std::string(sip::kMagicCookie) + "swp" + auth::random_hex(8);
+  t.call_id = auth::random_hex(8);
+  t.from_tag = auth::random_hex(4);
+  t.nonce = auth::random_hex(16);
+  auto session = auth::random_hex(4);
   std::from_chars(session.data(), session.data() + session.size(), t.sdp_session, 16);
   return t;
 }
@@ -471,7 +454,7 @@ ProbeTransportResult run_transport(Transport transport, const Address& target, c
       m.note = "internal error: the probe request does not parse: " + std::string(unsealed.error().detail);
       continue;
     }
-    auto sealed = diag::add_seal(*unsealed, options.key, random_hex(8), true);
+    auto sealed = diag::add_seal(*unsealed, options.key, auth::random_hex(8), true);
     auto request = sip::parse(sealed, framing);
     if (!request) {
       m.note = "internal error: the sealed probe request does not parse: " + std::string(request.error().detail);
@@ -496,7 +479,7 @@ ProbeTransportResult run_transport(Transport transport, const Address& target, c
     if (m.method == "INVITE" && response->status >= 300) {
       auto ack_text = build_probe_ack(*request, *response);
       if (auto ack = sip::parse(ack_text, framing)) {
-        auto sealed_ack = diag::add_seal(*ack, options.key, random_hex(8), true);
+        auto sealed_ack = diag::add_seal(*ack, options.key, auth::random_hex(8), true);
         std::string error;
         if (transport == Transport::udp) (void)::send(fd, sealed_ack.data(), sealed_ack.size(), 0);
         else if (!write_all(fd, sealed_ack, Clock::now() + options.timeout, error)) result.error = error + " (ACK)";

@@ -1,13 +1,13 @@
 #include "server.hpp"
 
 #include <ifaddrs.h>
-#include <openssl/rand.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "auth/mac.hpp"
 #include "proxy/forward.hpp"
 #include "proxy/reply.hpp"
 #include "proxy/sip/text.hpp"
@@ -21,23 +21,6 @@ constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at
 constexpr std::size_t kMaxDnsEntries = 4096;
 constexpr std::size_t kMaxWriteQueue = 1 << 20;  // bytes queued on one TCP connection
 constexpr std::size_t kMaxSourceIps = 4096;      // peer IPs whose local source address is cached
-
-std::string hex_random(std::size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
-    // RAND_bytes only fails without entropy; the tag secret is not a security
-    // boundary, so fall back to the clock rather than refusing to start.
-    auto t = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    std::memcpy(raw.data(), &t, std::min(bytes, sizeof t));
-  }
-  std::string out;
-  char buf[3];
-  for (auto c : raw) {
-    std::snprintf(buf, sizeof buf, "%02x", c);
-    out += buf;
-  }
-  return out;
-}
 
 // Local addresses of one family, to recognise our own Route/Via values when a
 // listener is bound to a wildcard address.
@@ -101,10 +84,10 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       log_(std::move(log)),
       observers_(std::move(observers)),
       limits_{cfg_.limits.max_message_bytes, cfg_.limits.max_headers, cfg_.limits.max_line_bytes},
-      secret_(hex_random(16)),
+      secret_(auth::random_hex(16)),
       bindings_(cfg_.relay.max_bindings),
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
-      seal_prefix_(hex_random(4)),
+      seal_prefix_(auth::random_hex(4)),
       udp_buffer_(65536) {
   observers_want_self_ =
       std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
@@ -122,7 +105,7 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
     settings.block_time = cfg_.challenge.block_time;
     // A random secret makes nonces from before a restart unknown, which the
     // challenger answers as stale (the phone retries), never as a wrong password.
-    auto secret = cfg_.challenge.secret.empty() ? hex_random(32) : cfg_.challenge.secret;
+    auto secret = cfg_.challenge.secret.empty() ? auth::random_hex(32) : cfg_.challenge.secret;
     challenger_ = std::make_unique<auth::Challenger>(std::move(settings), std::move(secret), std::move(users));
   }
 }

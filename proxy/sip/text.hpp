@@ -1,9 +1,10 @@
 #pragma once
-// Small, allocation-free helpers for SIP text. SIP line folding (CRLF followed by
+// Small helpers for SIP text, allocation-free but for to_lower. SIP line folding (CRLF followed by
 // whitespace) counts as whitespace everywhere, so folded values need no copy.
 #include <charconv>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace sw::sip {
@@ -11,6 +12,12 @@ namespace sw::sip {
 constexpr bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+inline std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_lower(c);
+  return out;
+}
 
 constexpr bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
