@@ -27,35 +27,16 @@ struct Ip {
   bool operator==(const Ip&) const = default;
 };
 
-// Dotted quad only: four decimal octets, no leading zeros (which some
-// parsers read as octal, so such text names no address reliably).
-std::optional<Ip> parse_v4(std::string_view s) {
-  Ip ip;
-  ip.v4 = true;
-  std::size_t i = 0;
-  for (std::size_t part = 0; part < 4; ++part) {
-    if (part > 0) {
-      if (i >= s.size() || s[i] != '.') return std::nullopt;
-      ++i;
-    }
-    std::size_t start = i;
-    unsigned v = 0;
-    while (i < s.size() && i - start < 3 && s[i] >= '0' && s[i] <= '9')
-      v = v * 10 + static_cast<unsigned>(s[i++] - '0');
-    if (i == start || v > 255 || (i - start > 1 && s[start] == '0')) return std::nullopt;
-    ip.b[part] = static_cast<std::uint8_t>(v);
-  }
-  if (i != s.size()) return std::nullopt;
-  return ip;
-}
-
 // An IP literal as SIP writes it (IPv6 possibly in brackets, with a zone);
 // nullopt for hostnames and anything malformed.
+// IPv4 is a dotted quad as inet_pton reads it: no leading zeros (which some
+// parsers read as octal, so such text names no address reliably).
 std::optional<Ip> parse_ip(std::string_view s) {
   bool bracketed = s.size() >= 2 && s.front() == '[' && s.back() == ']';
   if (bracketed) s = s.substr(1, s.size() - 2);
-  if (s.find(':') == std::string_view::npos) return bracketed ? std::nullopt : parse_v4(s);  // "[1.2.3.4]" is no host
-  if (auto zone = s.find('%'); zone != std::string_view::npos) {
+  const bool dotted = s.find(':') == std::string_view::npos;
+  if (dotted && bracketed) return std::nullopt;  // "[1.2.3.4]" is no host
+  if (auto zone = s.find('%'); !dotted && zone != std::string_view::npos) {
     if (zone + 1 == s.size()) return std::nullopt;  // "%" names no zone
     s = s.substr(0, zone);
   }
@@ -63,7 +44,9 @@ std::optional<Ip> parse_ip(std::string_view s) {
   if (s.empty() || s.size() >= sizeof text) return std::nullopt;
   s.copy(text, s.size());
   Ip ip;
-  if (inet_pton(AF_INET6, text, ip.b.data()) != 1) return std::nullopt;
+  ip.v4 = dotted;
+  if (inet_pton(dotted ? AF_INET : AF_INET6, text, ip.b.data()) != 1) return std::nullopt;
+  if (dotted) return ip;
   // ::ffff:a.b.c.d is the IPv4 address (dual-stack sockets report peers so).
   static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::equal(kMapped.begin(), kMapped.end(), ip.b.begin())) {

@@ -7,7 +7,8 @@ namespace {
 
 void append_auth(std::string& out, std::string_view label, std::string_view value) {
   auto h = auth::parse_auth_header(value);
-  out += " [";
+  if (!out.empty()) out += ' ';
+  out += "[";
   out += label;
   if (!h) {
     out += " unparsable: ";
@@ -52,7 +53,10 @@ std::string summarize(const Observed& e) {
   }
   out += " call-id=";
   out += m.value(sip::HeaderId::CallId);
-  out += auth_summary(m);
+  if (auto auth = auth_summary(m); !auth.empty()) {
+    out += ' ';
+    out += auth;
+  }
   return out;
 }
 

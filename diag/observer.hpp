@@ -44,8 +44,8 @@ class Observer {
 // exchange in short (scheme, username, realm, algorithm, qop, stale; never the
 // response or a password). The line goes to a sink the caller provides.
 std::string summarize(const Observed& event);
-// The digest part of that line: " [Authorization Digest username=... realm=...]"
-// per auth header, or "" when the message has none.
+// The digest part of that line: "[Authorization Digest username=... realm=...]"
+// per auth header, separated by spaces, or "" when the message has none.
 std::string auth_summary(const sip::Message& m);
 
 }  // namespace sw::diag

@@ -10,8 +10,7 @@ namespace sw::diag {
 // Whether m carries SDP in the clear: Content-Type application/sdp, no content coding.
 inline bool has_sdp_body(const sip::Message& m) {
   if (m.body.empty()) return false;
-  auto type = m.value(sip::HeaderId::ContentType);
-  if (!sip::iequals(sip::trim(type.substr(0, type.find(';'))), "application/sdp")) return false;
+  if (!sip::iequals(sip::media_type(m), "application/sdp")) return false;
   auto encoding = sip::trim(m.value(sip::HeaderId::ContentEncoding));
   return encoding.empty() || sip::iequals(encoding, "identity");
 }

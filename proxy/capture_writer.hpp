@@ -35,7 +35,6 @@ class CaptureWriter : public diag::Observer {
   // Called once a second: what is buffered reaches the file. The file is
   // complete once the writer is destroyed.
   void flush();
-  std::uint64_t packets() const { return out_.records(); }
 
  private:
   // Next sequence number of each direction of one TCP connection.

@@ -83,11 +83,7 @@ std::string authorization(std::string_view method, std::string_view uri, std::st
          std::string(nonce) + "\", uri=\"" + std::string(uri) + "\", response=\"" + response + "\", algorithm=MD5";
 }
 
-bool is_seal_report(const sip::Message& m) {
-  auto type = sip::trim(m.value(sip::HeaderId::ContentType));
-  type = sip::trim(type.substr(0, type.find(';')));
-  return sip::iequals(type, diag::kSealReportType);
-}
+bool is_seal_report(const sip::Message& m) { return sip::iequals(sip::media_type(m), diag::kSealReportType); }
 
 // Findings for one direction from a seal check (the far side's or ours).
 void add_check(const diag::SealCheck& check, ProbeFinding base, std::vector<ProbeFinding>& out) {
@@ -434,7 +430,7 @@ ProbeTransportResult run_transport(Transport transport, const Address& target, c
   result.local = opened.local.to_string();
   const int fd = opened.fd.get();
   const auto framing = transport == Transport::udp ? sip::Framing::datagram : sip::Framing::stream;
-  const ProbeEndpoints endpoints{transport, opened.local, target, media_port_for(opened.local.port())};
+  const ProbeEndpoints endpoints{transport, opened.local, media_port_for(opened.local.port())};
   std::string datagram(65536, '\0');
   StreamReader reader(fd);
   bool far_side_answers_probes = true;

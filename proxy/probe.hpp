@@ -21,11 +21,10 @@
 
 namespace sw::proxy {
 
-// The probe's side of one transport run: what the kernel chose for us, and the target.
+// The probe's side of one transport run: what the kernel chose for us.
 struct ProbeEndpoints {
   Transport transport = Transport::udp;
   Address local;   // getsockname() of the connected socket
-  Address target;
   std::uint16_t media_port = 0;  // m=audio port (RTCP one above); see media_port_for
 };
 

@@ -82,6 +82,13 @@ std::string make_reply(const sip::Message& request, const Address& source, int s
   return build(p, source, status, reason, warning, secret, extra_headers, body);
 }
 
+std::string make_probe_answer(const sip::Message& request, const Address& source, const diag::SealCheck& check,
+                              std::string_view secret) {
+  const bool invite = request.method == "INVITE";
+  return make_reply(request, source, invite ? 488 : 200, invite ? "Probe Answered" : "OK", {}, secret,
+                    "Content-Type: " + std::string(diag::kSealReportType) + "\r\n", diag::seal_report_json(check));
+}
+
 std::string make_reply(const sip::Salvage& s, const Address& source, int status, std::string_view reason,
                        std::string_view warning, std::string_view secret) {
   if (!s.is_request || s.method == "ACK" || !s.has_via()) return {};

@@ -3,6 +3,7 @@
 #include <string>
 #include <string_view>
 
+#include "diag/seal.hpp"
 #include "proxy/address.hpp"
 #include "proxy/sip/message.hpp"
 
@@ -20,6 +21,12 @@ std::string local_tag(std::string_view call_id, std::string_view from_tag, std::
 std::string make_reply(const sip::Message& request, const Address& source, int status, std::string_view reason,
                        std::string_view warning, std::string_view secret, std::string_view extra_headers = {},
                        std::string_view body = {});
+
+// The outer lab side's answer to a `sipwitness probe` request: 200 (488 to an
+// INVITE, so no dialog or media is set up) carrying the seal check of the
+// request as it arrived (diag::seal_report_json). Unsealed: the sender seals it.
+std::string make_probe_answer(const sip::Message& request, const Address& source, const diag::SealCheck& check,
+                              std::string_view secret);
 
 // Builds a response from what could be salvaged of a malformed request; "" when
 // it cannot be answered (no Via, a response, or an ACK).

@@ -400,13 +400,8 @@ void Server::answer_probe(const sip::Message& m, const Source& in, const diag::S
   log_->info("lab: probe {} from {} (seal {}): {} field(s) changed on the way", m.method, describe(in.flow), seal.id,
              seal.changes.size());
   if (m.method == "ACK") return;  // ends the probe INVITE's transaction; nothing to answer
-  // A final response the prober can read the findings from; INVITE gets a
-  // failure so no dialog or media is set up.
-  const bool invite = m.method == "INVITE";
   ++counters_.replied;
-  send_local_reply(in.flow, make_reply(m, in.flow.remote, invite ? 488 : 200, invite ? "Probe Answered" : "OK", {},
-                                       secret_, std::string("Content-Type: ") + std::string(diag::kSealReportType) + "\r\n",
-                                       diag::seal_report_json(seal)));
+  send_local_reply(in.flow, make_probe_answer(m, in.flow.remote, seal, secret_));
 }
 
 void Server::reject_malformed(std::string_view bytes, const Source& in, const Error& error) {

@@ -9,9 +9,6 @@ namespace {
 constexpr std::size_t kParseErrorsKept = 20;
 constexpr auto kTickEvery = std::chrono::seconds(1);
 
-// Big enough for any SIP message a capture reader hands over (a reassembled
-// datagram or a framed TCP message).
-const sip::ParseLimits kCaptureLimits{.max_message_bytes = 1 << 20, .max_headers = 1024, .max_line_bytes = 65535};
 
 }  // namespace
 
@@ -87,7 +84,6 @@ void Analyzer::draw(const CapturedMessage& captured, const sip::Message& m) {
   }
   arrow.cseq = std::string(m.value(sip::HeaderId::CSeq));
   arrow.auth = diag::auth_summary(m);
-  if (!arrow.auth.empty() && arrow.auth.front() == ' ') arrow.auth.erase(0, 1);
   ladder.messages.push_back(std::move(arrow));
 }
 

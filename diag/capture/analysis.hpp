@@ -35,7 +35,7 @@ struct LadderMessage {
   std::string cseq;       // "2 REGISTER"
   bool challenge = false;    // 401/407 carrying a challenge
   bool credentials = false;  // a request carrying Authorization/Proxy-Authorization
-  std::string auth;          // the digest exchange in short: "realm=... nonce=... algorithm=..."
+  std::string auth;          // the digest exchange in short, as diag::auth_summary writes it
 };
 
 // One Call-ID: its messages in capture order and the verdicts of its flows.

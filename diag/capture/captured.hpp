@@ -10,9 +10,16 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/sip/message.hpp"
+
 namespace sw::capture {
 
 using TimePoint = std::chrono::system_clock::time_point;
+
+// Big enough for any SIP message a capture holds (a reassembled datagram, a
+// framed TCP message): one bound for the readers' framing and the analyzer's parse.
+inline constexpr sip::ParseLimits kCaptureLimits{
+    .max_message_bytes = 1 << 20, .max_headers = 1024, .max_line_bytes = 65535};
 
 struct CapturedMessage {
   std::optional<TimePoint> time;  // text traces may carry none

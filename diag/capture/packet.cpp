@@ -31,7 +31,7 @@ std::string fragment_key(std::string_view src, std::string_view dst, std::uint32
 
 }  // namespace
 
-std::optional<std::string_view> Defragmenter::add(const std::string& key, std::uint8_t protocol, std::size_t offset,
+std::optional<std::string_view> Defragmenter::add(const std::string& key, std::size_t offset,
                                                   bool more, std::string_view payload, TimePoint now,
                                                   ReadStats& stats) {
   ++stats.ip_fragments;
@@ -51,7 +51,6 @@ std::optional<std::string_view> Defragmenter::add(const std::string& key, std::u
       ++stats.incomplete_fragments;
     }
     it = pending_.emplace(key, Pending{}).first;
-    it->second.protocol = protocol;
     it->second.first_seen = now;
   }
   auto& p = it->second;
@@ -79,7 +78,6 @@ std::optional<std::string_view> Defragmenter::add(const std::string& key, std::u
     auto n = std::min(bytes.size(), p.total - std::min(at, p.total));
     std::memcpy(completed_.data() + at, bytes.data(), n);
   }
-  completed_protocol_ = p.protocol;
   pending_.erase(it);
   ++stats.reassembled_datagrams;
   return std::string_view(completed_);
@@ -173,7 +171,7 @@ Decoded PacketDecoder::decode_ip(std::string_view packet, TimePoint time, Segmen
     auto payload = packet.substr(header);
     if (more || offset) {
       auto key = fragment_key(packet.substr(12, 4), packet.substr(16, 4), wire::read16(packet, 4), protocol);
-      auto whole = defrag_.add(key, protocol, offset, more, payload, time, stats);
+      auto whole = defrag_.add(key, offset, more, payload, time, stats);
       if (!whole) return Decoded::fragment_held;
       payload = *whole;
     }
@@ -207,7 +205,7 @@ Decoded PacketDecoder::decode_ip(std::string_view packet, TimePoint time, Segmen
       bool more = offset_flags & 1;
       std::uint32_t id = wire::read32(rest, 4);
       auto key = fragment_key(packet.substr(8, 16), packet.substr(24, 16), id, protocol);
-      auto whole = defrag_.add(key, protocol, offset, more, rest.substr(8), time, stats);
+      auto whole = defrag_.add(key, offset, more, rest.substr(8), time, stats);
       if (!whole) return Decoded::fragment_held;
       // Only the first fragment carries the headers after the fragment header;
       // by then they are at the start of the rebuilt payload.

@@ -51,14 +51,11 @@ class Defragmenter {
     std::size_t max_bytes = 2 * 65535;          // per datagram, overlaps included
     std::chrono::seconds timeout{30};
   };
-  Defragmenter() = default;
-  explicit Defragmenter(Limits limits) : limits_(limits) {}
-
   // Adds one fragment's payload (offset in bytes, more = MF flag). Returns the
   // whole transport payload when this fragment completes it, valid until the next call.
-  std::optional<std::string_view> add(const std::string& key, std::uint8_t protocol, std::size_t offset, bool more,
-                                      std::string_view payload, TimePoint now, ReadStats& stats);
-  std::uint8_t completed_protocol() const { return completed_protocol_; }
+  // key names the datagram (addresses, id and protocol).
+  std::optional<std::string_view> add(const std::string& key, std::size_t offset, bool more, std::string_view payload,
+                                      TimePoint now, ReadStats& stats);
   // Counts what is still pending as incomplete (end of the capture).
   void finish(ReadStats& stats);
 
@@ -67,7 +64,6 @@ class Defragmenter {
     std::map<std::size_t, std::string> pieces;  // offset -> bytes
     std::size_t total = 0;                      // known once the last fragment arrived
     std::size_t bytes = 0;                      // held in pieces
-    std::uint8_t protocol = 0;
     TimePoint first_seen;
   };
   void expire(TimePoint now, ReadStats& stats);
@@ -76,7 +72,6 @@ class Defragmenter {
   std::unordered_map<std::string, Pending> pending_;
   TimePoint last_expiry_{};
   std::string completed_;
-  std::uint8_t completed_protocol_ = 0;
 };
 
 class PacketDecoder {

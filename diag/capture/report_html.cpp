@@ -145,15 +145,12 @@ std::string fixed3(double x) {
   return buf;
 }
 
+// "2026-11-21 10:00:00.123 UTC": the verdict log's time, easier to read.
 std::string utc_text(TimePoint t) {
-  auto ms = std::chrono::floor<std::chrono::milliseconds>(t).time_since_epoch().count();
-  auto secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];  // sized for any int fields, so the format cannot truncate
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(((ms % 1000) + 1000) % 1000));
-  return buf;
+  auto text = diag::iso8601_utc(t);
+  text[10] = ' ';
+  text.pop_back();  // the Z
+  return text + " UTC";
 }
 
 std::string offset_text(TimePoint t, TimePoint origin) {

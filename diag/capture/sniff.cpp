@@ -6,7 +6,6 @@ namespace sw::capture {
 namespace {
 
 constexpr std::string_view kVersion = "SIP/2.0";
-constexpr std::size_t kMaxStartLine = 1024;
 
 }  // namespace
 

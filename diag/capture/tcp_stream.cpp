@@ -8,7 +8,6 @@
 namespace sw::capture {
 namespace {
 
-constexpr std::size_t kMaxStartLine = 1024;
 
 // A stream whose first bytes hold no start line is not SIP.
 constexpr std::size_t kDecideWithin = 16 * 1024;
@@ -189,7 +188,7 @@ void TcpReassembler::frame(Stream& s, const Segment& completing, ReadStats& stat
       used += next;
       continue;
     }
-    auto length = sip::frame_stream(rest);
+    auto length = sip::frame_stream(rest, kCaptureLimits);
     if (!length) {
       if (length.error().code == Errc::incomplete) {
         if (rest.size() > limits_.max_buffered) {  // never completes within bounds

@@ -23,8 +23,8 @@ constexpr std::size_t kChunk = 64 * 1024;
 // Outside a message, a longer line can be neither a start line nor a trace
 // marker: it is skipped without being held.
 constexpr std::uint64_t kMaxScanLine = 16 * 1024;
-// A message spanning more of the file than this (the parser's own limit is
-// 64 KiB) is unreadable; it bounds what is held at once.
+// A message spanning more of the file than this is unreadable; it bounds what
+// is held at once.
 constexpr std::uint64_t kMaxMessage = 256 * 1024;
 constexpr std::uint64_t kProgressStep = 4 * 1024 * 1024;
 // Asterisk's default log timestamp ("Nov 21 10:00:00") has no year. The current
@@ -138,10 +138,7 @@ std::optional<TimePoint> epoch_time(std::string_view s) {
 
 // ---- addresses and transports ----------------------------------------------
 
-bool is_port(std::string_view s) {
-  auto p = sip::parse_uint<unsigned>(s);
-  return s.size() <= 5 && p && *p <= 65535;
-}
+bool is_port(std::string_view s) { return sip::parse_uint<std::uint16_t>(s).has_value(); }
 
 // "ip:port", with IPv6 hosts in brackets as CapturedMessage wants them; "" when
 // either part is missing.

@@ -315,6 +315,11 @@ Result<std::size_t> frame_stream(std::string_view buffer, const ParseLimits& lim
   return total;
 }
 
+std::string_view media_type(const Message& m) {
+  auto type = m.value(HeaderId::ContentType);
+  return trim(type.substr(0, type.find(';')));
+}
+
 std::string_view top_via(const Message& m) {
   const auto* h = m.first(HeaderId::Via);
   if (!h) return {};

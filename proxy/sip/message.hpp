@@ -66,6 +66,9 @@ std::string_view tag_of(std::string_view from_or_to);
 // comma-separated), or "".
 std::string_view top_via(const Message& m);
 
+// The Content-Type's media type without parameters ("application/sdp"), or "".
+std::string_view media_type(const Message& m);
+
 }  // namespace sw::sip
 
 namespace sw::sip {

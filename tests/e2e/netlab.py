@@ -88,7 +88,6 @@ class NetLab:
         self.workdir = Path(workdir) if workdir is not None else None
         self._own_workdir = workdir is None
         self._procs: list[subprocess.Popen] = []
-        self._logs: dict[int, Path] = {}  # capture pid -> its tcpdump log
         self._sockets: list[socket_module.socket] = []
         self.helper: tuple[tuple[int, ...], tuple[str, ...]] | None = None  # (ports, protocols) when on
 
@@ -257,7 +256,6 @@ table ip {NAT_TABLE} {{
             proc = self.popen(ns, ["tcpdump", "-i", iface_or_any, "-w", str(pcap), "-U", "-n", "-s", "0",
                                    "--immediate-mode", "-Z", "root"],
                               stdout=err, stderr=subprocess.STDOUT)
-        self._logs[proc.pid] = log
         deadline = time.monotonic() + timeout
         while "listening on" not in log.read_text(errors="replace"):
             if proc.poll() is not None:
@@ -266,10 +264,6 @@ table ip {NAT_TABLE} {{
                 raise AssertionError(f"tcpdump not listening within {timeout}s: {log.read_text(errors='replace')}")
             time.sleep(0.02)
         return proc
-
-    def capture_log(self, proc: subprocess.Popen) -> str:
-        """What a capture()'s tcpdump printed (e.g. "N packets captured")."""
-        return self._logs[proc.pid].read_text(errors="replace")
 
     def socket(self, ns: str, type: int = socket_module.SOCK_DGRAM,
                family: int = socket_module.AF_INET, proto: int = 0) -> socket_module.socket:

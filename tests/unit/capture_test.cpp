@@ -291,6 +291,26 @@ TEST(CaptureTcp, MessagesSplitMidHeaderAndBackToBackAreFramed) {
   EXPECT_EQ(f.stats.sip_messages, 2u);
 }
 
+TEST(CaptureTcp, MessagesLargerThanTheLiveParserLimitAreFramed) {
+  // The proxy relays up to limits.max_message_bytes; a capture reader must take
+  // what the analyzer accepts (kCaptureLimits), not the live defaults.
+  auto body = std::string(70000, 'a') + "\r\n";
+  auto big = "MESSAGE sip:2000@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bK-big\r\n"
+             "From: <sip:1001@example.com>;tag=b\r\nTo: <sip:2000@example.com>\r\nCall-ID: big-1\r\n"
+             "CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+  TcpFeed f;
+  std::uint32_t seq = 1;
+  for (std::size_t at = 0; at < big.size(); at += 1400) {
+    auto piece = big.substr(at, 1400);
+    f.send(seq, piece);
+    seq += static_cast<std::uint32_t>(piece.size());
+  }
+  ASSERT_EQ(f.messages.size(), 1u);
+  EXPECT_EQ(f.messages[0], big);
+  EXPECT_EQ(f.stats.tcp_incomplete, 0u);
+}
+
 TEST(CaptureTcp, OutOfOrderRetransmittedAndOverlappingSegments) {
   auto msg = big_invite();
   TcpFeed f;

@@ -33,11 +33,10 @@ constexpr std::string_view kKey = "lab key shared by probe and outer";
 constexpr std::string_view kOwn = "10.77.1.2:40001";
 constexpr std::string_view kOwnIp = "10.77.1.2";
 constexpr std::string_view kPublic = "203.0.113.9:61000";  // what a NAT maps kOwn to
-const Address kTarget = *Address::from_ip("198.51.100.2", 5060);
 const Address kNatSource = *Address::from_ip("203.0.113.9", 61000);
 
 ProbeEndpoints endpoints(Transport t = Transport::udp) {
-  return {t, *Address::from_ip(kOwnIp, 40001), kTarget, media_port_for(40001)};
+  return {t, *Address::from_ip(kOwnIp, 40001), media_port_for(40001)};
 }
 
 ProbeTokens tokens() {
@@ -191,10 +190,7 @@ TEST(ProbeMatch, ByBranchCSeqMethodAndCallIdBeforeTheAt) {
 // The far side of the lab: checks the request as it arrived, answers with the
 // report and seals its answer, as an outer does.
 std::string outer_answer(const sip::Message& arrived, std::string_view outer_key = kKey) {
-  auto check = diag::check_seal(arrived, outer_key);
-  const bool invite = arrived.method == "INVITE";
-  auto reply = reply_to(arrived, invite ? 488 : 200, invite ? "Probe Answered" : "OK",
-                        "Content-Type: " + std::string(diag::kSealReportType) + "\r\n", diag::seal_report_json(check));
+  auto reply = make_probe_answer(arrived, kNatSource, diag::check_seal(arrived, outer_key), "secret");
   return diag::add_seal(parse_ok(reply), outer_key, "fedcba9876543210");
 }
 
@@ -524,11 +520,8 @@ class FakeOuter {
       ++acks_;
       return {};
     }
-    const bool invite = m->method == "INVITE";
-    if (invite && behaviour_.drop_invite) return {};
-    auto reply = make_reply(*m, source, invite ? 488 : 200, invite ? "Probe Answered" : "OK", {}, "secret",
-                            "Content-Type: " + std::string(diag::kSealReportType) + "\r\n",
-                            diag::seal_report_json(check));
+    if (m->method == "INVITE" && behaviour_.drop_invite) return {};
+    auto reply = make_probe_answer(*m, source, check, "secret");
     auto parsed = sip::parse(reply, framing);
     return parsed ? diag::add_seal(*parsed, behaviour_.key, "fedcba9876543210") : std::string();
   }
