@@ -1,6 +1,9 @@
 #include "config.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
+
+#include <array>
 
 #include <cerrno>
 #include <charconv>
@@ -82,7 +85,7 @@ class Reader {
 };
 
 Listen read_listen(const Reader& r, const YAML::Node& n, const std::string& path) {
-  r.check_keys(n, path, {"transport", "host", "port", "advertise", "cert", "key"});
+  r.check_keys(n, path, {"transport", "host", "port", "advertise", "cert", "key", "ca_file", "verify_clients"});
   Listen l;
   if (n["transport"]) {
     auto t = parse_transport(r.str(n["transport"], path + ".transport"));
@@ -98,32 +101,80 @@ Listen read_listen(const Reader& r, const YAML::Node& n, const std::string& path
   }
   if (n["cert"]) l.cert = r.str(n["cert"], path + ".cert");
   if (n["key"]) l.key = r.str(n["key"], path + ".key");
-  if (l.transport == Transport::tls)
-    r.fail(n["transport"], path + ".transport", "TLS listeners are not available in this version (use udp or tcp)");
+  if (n["ca_file"]) l.ca_file = r.str(n["ca_file"], path + ".ca_file");
+  if (n["verify_clients"]) {
+    auto v = r.str(n["verify_clients"], path + ".verify_clients");
+    if (v == "none") l.verify_clients = VerifyClients::none;
+    else if (v == "optional") l.verify_clients = VerifyClients::optional;
+    else if (v == "require") l.verify_clients = VerifyClients::require;
+    else r.fail(n["verify_clients"], path + ".verify_clients", "expected none, optional or require");
+  }
+  const bool tls = l.transport == Transport::tls;
+  for (const char* key : {"cert", "key", "ca_file", "verify_clients"})
+    if (!tls && n[key]) r.fail(n[key], path + "." + key, "only for transport: tls");
+  if (tls && l.cert.empty()) r.fail(n, path + ".cert", "a TLS listener needs a certificate (PEM)");
+  if (tls && l.key.empty()) r.fail(n, path + ".key", "a TLS listener needs the certificate's private key (PEM)");
+  if (l.verify_clients != VerifyClients::none && l.ca_file.empty())
+    r.fail(n["verify_clients"], path + ".ca_file", "verify_clients needs the CA file that signs the phones' certificates");
   return l;
 }
 
+bool is_ip_literal(std::string_view host) {
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  std::string text(host);
+  std::array<unsigned char, 16> ip{};
+  return inet_pton(AF_INET, text.c_str(), ip.data()) == 1 || inet_pton(AF_INET6, text.c_str(), ip.data()) == 1;
+}
+
+void read_upstream_tls(const Reader& r, const YAML::Node& n, UpstreamTls& t) {
+  r.check_keys(n, "upstream.tls", {"ca_file", "cert", "key", "server_name", "verify"});
+  if (n["ca_file"]) t.ca_file = r.str(n["ca_file"], "upstream.tls.ca_file");
+  if (n["cert"]) t.cert = r.str(n["cert"], "upstream.tls.cert");
+  if (n["key"]) t.key = r.str(n["key"], "upstream.tls.key");
+  if (n["server_name"]) t.server_name = r.str(n["server_name"], "upstream.tls.server_name");
+  if (n["verify"]) t.verify = r.boolean(n["verify"], "upstream.tls.verify");
+  if (t.cert.empty() != t.key.empty())
+    r.fail(n, t.cert.empty() ? "upstream.tls.cert" : "upstream.tls.key", "a client certificate needs both cert and key");
+}
+
 Upstream read_upstream(const Reader& r, const YAML::Node& n) {
-  r.check_keys(n, "upstream", {"uri"});
+  r.check_keys(n, "upstream", {"uri", "tls", "failover_after", "retry_after"});
   Upstream u;
+  if (n["tls"]) read_upstream_tls(r, n["tls"], u.tls);
+  if (n["failover_after"]) u.failover_after = r.duration(n["failover_after"], "upstream.failover_after");
+  if (n["retry_after"]) u.retry_after = r.duration(n["retry_after"], "upstream.retry_after");
+  if (u.failover_after.count() == 0) r.fail(n["failover_after"], "upstream.failover_after", "must be at least 1s");
   if (!n["uri"]) return u;
   u.uri = r.str(n["uri"], "upstream.uri");
   auto parsed = sip::parse_uri(u.uri);
   if (!parsed || !parsed->is_sip() || !parsed->user.empty())
-    r.fail(n["uri"], "upstream.uri", "expected sip:host[:port][;transport=udp|tcp]");
+    r.fail(n["uri"], "upstream.uri", "expected sip:host[:port][;transport=udp|tcp|tls] or sips:host[:port]");
   auto transport = parsed->transport();
-  u.transport = parsed->is_sips() ? Transport::tls : Transport::udp;
+  u.sips = parsed->is_sips();
+  u.transport = u.sips ? Transport::tls : Transport::udp;
+  u.transport_given = !transport.empty();
   if (!transport.empty()) {
     auto t = parse_transport(transport);
     if (!t) r.fail(n["uri"], "upstream.uri", "unknown transport parameter");
+    if (u.sips && *t != Transport::tls) r.fail(n["uri"], "upstream.uri", "a sips: upstream is reached over TLS only");
     u.transport = *t;
   }
-  if (u.transport == Transport::tls)
-    r.fail(n["uri"], "upstream.uri", "TLS toward the upstream is not available in this version");
   u.host = std::string(parsed->host);
   if (u.host.front() == '[') u.host = u.host.substr(1, u.host.size() - 2);
-  u.port = parsed->port ? parsed->port : 5060;
+  u.port_given = parsed->port != 0;
+  u.port = parsed->port ? parsed->port : (u.transport == Transport::tls ? 5061 : 5060);
   return u;
+}
+
+void read_dns(const Reader& r, const YAML::Node& n, Dns& d) {
+  r.check_keys(n, "dns", {"servers"});
+  if (!n["servers"]) return;
+  d.servers = r.strings(n["servers"], "dns.servers");
+  for (std::size_t i = 0; i < d.servers.size(); ++i) {
+    if (is_ip_literal(d.servers[i])) continue;  // a bare IPv6 address has colons of its own
+    auto hp = sip::parse_host_port(d.servers[i]);
+    if (!hp || !is_ip_literal(hp->host)) r.fail(n["servers"][i], "dns.servers[" + std::to_string(i) + "]", "expected an IP address with an optional :port");
+  }
 }
 
 void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
@@ -203,7 +254,7 @@ Config read(const YAML::Node& root, const Reader& r) {
   Config c;
   c.path = r.file();
   if (!root || root.IsNull()) return c;
-  r.check_keys(root, "", {"listen", "upstream", "challenge", "diag", "lab", "relay", "limits", "log"});
+  r.check_keys(root, "", {"listen", "upstream", "dns", "challenge", "diag", "lab", "relay", "limits", "log"});
   if (root["listen"]) {
     const auto& l = root["listen"];
     if (!l.IsSequence() || l.size() == 0) r.fail(l, "listen", "expected a non-empty list of listeners");
@@ -211,6 +262,7 @@ Config read(const YAML::Node& root, const Reader& r) {
     for (std::size_t i = 0; i < l.size(); ++i) c.listen.push_back(read_listen(r, l[i], "listen[" + std::to_string(i) + "]"));
   }
   if (root["upstream"]) c.upstream = read_upstream(r, root["upstream"]);
+  if (root["dns"]) read_dns(r, root["dns"], c.dns);
   if (root["challenge"]) read_challenge(r, root["challenge"], c.challenge);
   if (root["diag"]) read_diag(r, root["diag"], c.diag);
   if (root["lab"]) read_lab(r, root["lab"], c.lab);
@@ -235,7 +287,18 @@ Config read(const YAML::Node& root, const Reader& r) {
   if (c.diag.verdict_log != "-") relative(c.diag.verdict_log);
   relative(c.diag.capture);
   relative(c.lab.key_file);
-  bool has_upstream_transport = false;
+  for (auto& l : c.listen) {
+    relative(l.cert);
+    relative(l.key);
+    relative(l.ca_file);
+  }
+  relative(c.upstream.tls.ca_file);
+  relative(c.upstream.tls.cert);
+  relative(c.upstream.tls.key);
+  // A hostname without port or transport lets NAPTR pick among our transports.
+  const bool naptr_picks = !c.upstream.transport_given && !c.upstream.port_given && !c.upstream.sips &&
+                           !is_ip_literal(c.upstream.host);
+  bool has_upstream_transport = naptr_picks;
   for (const auto& l : c.listen) has_upstream_transport = has_upstream_transport || l.transport == c.upstream.transport;
   if (!has_upstream_transport)
     r.fail(root["upstream"] ? root["upstream"] : root, "upstream.uri",
@@ -337,6 +400,15 @@ std::string_view to_string(Transport t) {
     case Transport::tls: return "tls";
   }
   return "udp";
+}
+
+std::string_view to_string(VerifyClients v) {
+  switch (v) {
+    case VerifyClients::none: return "none";
+    case VerifyClients::optional: return "optional";
+    case VerifyClients::require: return "require";
+  }
+  return "none";
 }
 
 std::optional<Transport> parse_transport(std::string_view text) {

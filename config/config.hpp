@@ -12,13 +12,29 @@ namespace sw::config {
 
 enum class Transport : std::uint8_t { udp, tcp, tls };
 
+// none: no client certificate asked for; optional: asked for, and one that fails
+// verification is refused; require: a phone without a valid one is refused.
+enum class VerifyClients : std::uint8_t { none, optional, require };
+
 struct Listen {
   Transport transport = Transport::udp;
   std::string host = "0.0.0.0";
   std::uint16_t port = 5060;
   std::string advertise;  // host[:port] written into Via/Record-Route; "" = derive
-  std::string cert;       // tls only
-  std::string key;        // tls only
+  // tls only: PEM certificate (chain) and key, relative to the config's folder.
+  std::string cert;
+  std::string key;
+  std::string ca_file;    // CAs that sign the phones' certificates (verify_clients)
+  VerifyClients verify_clients = VerifyClients::none;
+};
+
+// How sipwitness talks TLS to the upstream (and to any other TLS next hop).
+struct UpstreamTls {
+  std::string ca_file;      // "" = the system's CA store
+  std::string cert;         // optional client certificate (PEM) ...
+  std::string key;          // ... and its key
+  std::string server_name;  // SNI and the name checked (RFC 5922); "" = the upstream URI's host
+  bool verify = true;       // false: encrypt without checking who answers (lab use only)
 };
 
 struct Upstream {
@@ -27,6 +43,16 @@ struct Upstream {
   Transport transport = Transport::udp;
   std::string host = "127.0.0.1";
   std::uint16_t port = 5070;
+  bool port_given = true;       // false: RFC 3263 SRV/NAPTR lookups decide
+  bool transport_given = true;  // false: NAPTR may choose (a hostname without port)
+  bool sips = false;
+  UpstreamTls tls;
+  std::chrono::seconds failover_after{2};  // no answer at all from a target this long: try the next
+  std::chrono::seconds retry_after{30};    // a target that failed is skipped this long
+};
+
+struct Dns {
+  std::vector<std::string> servers;  // "ip" or "ip:port"; empty = the system's resolv.conf
 };
 
 struct Challenge {
@@ -95,9 +121,10 @@ struct Log {
 
 struct Config {
   std::string path;  // file it came from ("" for the built-in default)
-  std::vector<Listen> listen{{Transport::udp, "0.0.0.0", 5060, "", "", ""},
-                             {Transport::tcp, "0.0.0.0", 5060, "", "", ""}};
+  std::vector<Listen> listen{{Transport::udp, "0.0.0.0", 5060, "", "", "", "", VerifyClients::none},
+                             {Transport::tcp, "0.0.0.0", 5060, "", "", "", "", VerifyClients::none}};
   Upstream upstream;
+  Dns dns;
   Challenge challenge;
   Diag diag;
   Lab lab;
@@ -118,6 +145,7 @@ Config load_file(const std::string& path);
 Config load_string(const std::string& yaml, const std::string& name);
 
 std::string_view to_string(Transport t);
+std::string_view to_string(VerifyClients v);
 std::optional<Transport> parse_transport(std::string_view text);
 // "300s", "5m", "1h", "1500ms" (rounded up to whole seconds), or a plain number of seconds.
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);

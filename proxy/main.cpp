@@ -208,7 +208,8 @@ int run(const std::string& config_path, bool check_only) {
           },
           numbers[i]);
     }
-    // SIGHUP: reload the users file; a broken file keeps the running users.
+    // SIGHUP: reload the TLS certificates and the users file; a broken file
+    // keeps what is running.
     uv_signal_init(loop, &stopper.signals[2]);
     stopper.signals[2].data = &stopper;
     uv_signal_start(
@@ -216,6 +217,7 @@ int run(const std::string& config_path, bool check_only) {
         [](uv_signal_t* s, int) {
           auto* st = static_cast<Stopper*>(s->data);
           auto logger = spdlog::get("sipwitness");
+          st->server->reload_tls();
           if (st->cfg->challenge.users.empty() && st->cfg->diag.known_credentials.empty()) return;
           try {
             auto fresh = load_stores(*st->cfg);

@@ -21,6 +21,8 @@ constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at
 constexpr std::size_t kMaxDnsEntries = 4096;
 constexpr std::size_t kMaxWriteQueue = 1 << 20;  // bytes queued on one TCP connection
 constexpr std::size_t kMaxSourceIps = 4096;      // peer IPs whose local source address is cached
+constexpr std::size_t kMaxTlsTickets = 4096;     // peers whose TLS session we can resume
+constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
 
 // Local addresses of one family, to recognise our own Route/Via values when a
 // listener is bound to a wildcard address.
@@ -52,6 +54,8 @@ struct Server::Connection {
   Server* server = nullptr;
   std::uint64_t id = 0;
   std::size_t listener = 0;
+  Transport transport = Transport::tcp;
+  std::unique_ptr<tls::Session> tls;  // TLS connections: plaintext in inbuf, ciphertext on the socket
   Address remote;
   Address local;  // our end (getsockname), for observers
   uv_tcp_t tcp{};
@@ -88,7 +92,8 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       bindings_(cfg_.relay.max_bindings),
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
       seal_prefix_(auth::random_hex(4)),
-      udp_buffer_(65536) {
+      udp_buffer_(65536),
+      tls_buffer_(kStreamChunk) {
   observers_want_self_ =
       std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
   upstream_.transport = cfg_.upstream.transport;
@@ -114,9 +119,50 @@ void Server::reload_users(std::shared_ptr<const auth::CredentialStore> users) {
   if (challenger_) challenger_->set_store(std::move(users));
 }
 
+bool Server::load_tls(bool reloading) {
+  std::vector<std::shared_ptr<tls::Context>> listen(cfg_.listen.size());
+  bool any_tls = false;
+  std::string error;
+  for (std::size_t i = 0; i < cfg_.listen.size(); ++i) {
+    const auto& l = cfg_.listen[i];
+    if (l.transport != Transport::tls) continue;
+    any_tls = true;
+    listen[i] = tls::Context::server({l.cert, l.key, l.ca_file, l.verify_clients}, &error);
+    if (!listen[i]) {
+      log_->error("{}listen[{}]: {}", reloading ? "SIGHUP: kept the running TLS certificates: " : "", i, error);
+      return false;
+    }
+  }
+  // The client side: toward the upstream and any other TLS next hop.
+  std::shared_ptr<tls::Context> client;
+  if (any_tls) {
+    const auto& t = cfg_.upstream.tls;
+    client = tls::Context::client({t.ca_file, t.cert, t.key, t.verify}, &error);
+    if (!client) {
+      log_->error("{}upstream.tls: {}", reloading ? "SIGHUP: kept the running TLS certificates: " : "", error);
+      return false;
+    }
+  }
+  for (std::size_t i = 0; i < listen.size(); ++i)
+    if (listen[i]) log_->info("{}tls listen[{}]: {}", reloading ? "SIGHUP: reloaded " : "", i, listen[i]->summary());
+  if (client)
+    log_->info("{}tls client: {}, {}", reloading ? "SIGHUP: reloaded " : "", client->summary(),
+               cfg_.upstream.tls.verify ? "verifying peers against " +
+                                              (cfg_.upstream.tls.ca_file.empty() ? std::string("the system CA store")
+                                                                                 : cfg_.upstream.tls.ca_file)
+                                        : std::string("NOT verifying peers (upstream.tls.verify: false)"));
+  listen_tls_ = std::move(listen);
+  tls_client_ = std::move(client);
+  tls_tickets_.clear();  // tickets of the old client certificate would resume the old identity
+  return true;
+}
+
+bool Server::reload_tls() { return load_tls(true); }
+
 Server::~Server() = default;
 
 bool Server::start() {
+  if (!load_tls(false)) return false;
   for (std::size_t i = 0; i < cfg_.listen.size(); ++i) {
     auto l = std::make_unique<Listener>();
     l->server = this;
@@ -276,41 +322,85 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
     self->close_connection(*c, "connection limit");
     return;
   }
+  if (l->cfg.transport == Transport::tls) {
+    c->transport = Transport::tls;
+    c->tls = tls::Session::accept(self->listen_tls_[l->index]);
+    if (!c->tls) {
+      ++self->counters_.tls_failures;
+      self->close_connection(*c, "cannot create a TLS session");
+      return;
+    }
+  }
   c->connected = true;
   uv_tcp_nodelay(&c->tcp, 1);
-  self->connection_by_remote_[c->remote.to_string()] = c->id;
+  self->connection_by_remote_[connection_key(c->remote, c->transport)] = c->id;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), &Server::on_tcp_alloc, &Server::on_tcp_read);
   self->touch(*c);
 }
 
 void Server::on_tcp_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(handle->data);
+  if (c->tls) {
+    // Ciphertext is decrypted into inbuf at once, so one shared buffer serves all.
+    buf->base = c->server->tls_buffer_.data();
+    buf->len = c->server->tls_buffer_.size();
+    return;
+  }
   // Read straight into the connection's buffer tail: no copy for framing.
-  constexpr std::size_t kChunk = 16384;
   auto used = c->inbuf.size();
-  c->inbuf.resize(used + kChunk);
+  c->inbuf.resize(used + kStreamChunk);
   buf->base = c->inbuf.data() + used;
-  buf->len = kChunk;
+  buf->len = kStreamChunk;
 }
 
 void Server::on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(stream->data);
   auto* self = c->server;
-  // Give back the part of the chunk that was not filled.
   auto filled = nread > 0 ? static_cast<std::size_t>(nread) : 0;
-  c->inbuf.resize(static_cast<std::size_t>(buf->base - c->inbuf.data()) + filled);
+  // Give back the part of the chunk that was not filled.
+  if (!c->tls) c->inbuf.resize(static_cast<std::size_t>(buf->base - c->inbuf.data()) + filled);
   if (nread < 0) {
+    if (c->tls && !c->tls->established() && nread == UV_EOF) {
+      ++self->counters_.tls_failures;
+      self->log_->warn("tls handshake with {} failed: closed by the peer during the handshake",
+                       self->describe(Flow{c->transport, c->remote, c->id, static_cast<std::uint32_t>(c->listener)}));
+    }
     self->close_connection(*c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
     return;
   }
   if (nread == 0) return;
   self->touch(*c);
+  if (c->tls && !self->receive_tls(*c, std::string_view(buf->base, filled))) return;
   self->drain_stream(*c);
+  if (c->tls && c->tls->closed_by_peer() && !c->closing) self->close_connection(*c, "TLS close_notify from peer");
+}
+
+bool Server::receive_tls(Connection& c, std::string_view ciphertext) {
+  auto& session = *c.tls;
+  bool ok = session.receive(ciphertext, c.inbuf);
+  if (auto out = session.take_output(); !out.empty()) write_raw(c, std::move(out));  // handshake records, alerts
+  auto peer = describe(Flow{c.transport, c.remote, c.id, static_cast<std::uint32_t>(c.listener)});
+  if (!ok) {
+    ++counters_.tls_failures;
+    log_->warn("tls {} with {} failed: {}", session.established() ? "connection" : "handshake", peer, session.error());
+    // Requests waiting for this connection learn it now (503), as with a failed connect.
+    auto failures = std::move(c.on_failure);
+    c.on_failure.clear();
+    counters_.send_failures += failures.size();
+    close_connection(c, "TLS failure");
+    for (auto& [reply, back] : failures) send_local_reply(back, std::move(reply));
+    return false;
+  }
+  if (session.take_established_event()) {
+    log_->info("tls established with {}: {}", peer, session.describe());
+    c.on_failure.clear();
+  }
+  return true;
 }
 
 void Server::drain_stream(Connection& c) {
   std::size_t off = 0;
-  Source in{Flow{Transport::tcp, c.remote, c.id, static_cast<std::uint32_t>(c.listener)}, c.listener};
+  Source in{Flow{c.transport, c.remote, c.id, static_cast<std::uint32_t>(c.listener)}, c.listener};
   while (!c.closing && off < c.inbuf.size()) {
     std::string_view view(c.inbuf.data() + off, c.inbuf.size() - off);
     // RFC 5626 4.4.1 keep-alive: a double CRLF ping gets a single CRLF pong;
@@ -508,7 +598,7 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
   }
   ++counters_.forwarded_responses;
   Flow out{d.target.transport, *dst, d.target.connection, d.target.listener};
-  send(out, forward_response(m), nullptr, Shown{&m});
+  send(out, forward_response(m), nullptr, Shown{&m}, tls_name_for(d.target));
 }
 
 void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d,
@@ -560,7 +650,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
                             in.flow);
     };
   }
-  send(out_flow, std::move(bytes), failure, Shown{&m});
+  send(out_flow, std::move(bytes), failure, Shown{&m}, tls_name_for(d.target));
 }
 
 void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail) {
@@ -573,7 +663,8 @@ void Server::send_reply(const sip::Message& m, const Source& in, int status, con
 
 void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std::move(bytes), nullptr, Shown{}); }
 
-void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown) {
+void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
+                  std::string_view tls_name) {
   if (shutting_down_) return;  // handles are closing: nothing new goes out
   if (!lab_key_.empty() && (shown.relayed || shown.own_reply) && on_lab_path(to))
     bytes = sealed(std::move(bytes), to.transport);
@@ -623,24 +714,33 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     }
     return;
   }
-  if (transport != Transport::tcp) return fail("transport not available in this version");
   Connection* c = nullptr;
   if (connection_hint) {
     auto it = connections_.find(connection_hint);
-    if (it != connections_.end() && !it->second->closing) c = it->second.get();
+    if (it != connections_.end() && !it->second->closing && it->second->transport == transport) c = it->second.get();
   }
-  if (!c) c = find_connection(dst);
+  if (!c) c = find_connection(dst, transport);
   if (!c) {
-    c = open_connection(dst);
-    if (!c) return fail("cannot open a TCP connection");
+    c = open_connection(dst, transport, tls_name);
+    if (!c) return fail(transport == Transport::tls ? "cannot open a TLS connection" : "cannot open a TCP connection");
   }
   show(*listeners_[c->listener], c);
-  if (!c->connected) {
+  if (!c->connected || (c->tls && !c->tls->established())) {
+    // Until TCP (and TLS) is up; a failure of either sends these replies.
     if (on_failure) c->on_failure.push_back(on_failure());
-    c->queued.push_back(std::move(bytes));
-    return;
+    if (!c->connected) {
+      c->queued.push_back(std::move(bytes));
+      return;
+    }
   }
   write(*c, std::move(bytes));
+}
+
+std::string Server::tls_name_for(const Target& target) const {
+  if (target.flow) return {};  // a known flow: its connection is reused; a new one can only check the IP
+  if (target.host == upstream_.host && target.port == upstream_.port)
+    return cfg_.upstream.tls.server_name.empty() ? upstream_.host : cfg_.upstream.tls.server_name;
+  return target.host;
 }
 
 const std::vector<Address>* Server::resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
@@ -780,26 +880,43 @@ std::string Server::sealed(std::string bytes, Transport transport) {
 
 // ---- connections ----------------------------------------------------------
 
-Server::Connection* Server::find_connection(const Address& remote) {
-  auto it = connection_by_remote_.find(remote.to_string());
+std::string Server::connection_key(const Address& remote, Transport transport) {
+  return std::string(config::to_string(transport)) + ":" + remote.to_string();
+}
+
+Server::Connection* Server::find_connection(const Address& remote, Transport transport) {
+  auto it = connection_by_remote_.find(connection_key(remote, transport));
   if (it == connection_by_remote_.end()) return nullptr;
   auto c = connections_.find(it->second);
   if (c == connections_.end() || c->second->closing) return nullptr;
   return c->second.get();
 }
 
-Server::Connection* Server::open_connection(const Address& dst) {
+Server::Connection* Server::open_connection(const Address& dst, Transport transport, std::string_view tls_name) {
   if (shutting_down_) return nullptr;
+  std::unique_ptr<tls::Session> session;
+  if (transport == Transport::tls) {
+    if (!tls_client_) {
+      log_->warn("no new tls connection to {}: no TLS listener configured", dst.to_string());
+      return nullptr;
+    }
+    std::string name = tls_name.empty() ? dst.ip() : std::string(tls_name);
+    auto ticket = tls_tickets_.find(connection_key(dst, transport));
+    session = tls::Session::connect(tls_client_, name, ticket == tls_tickets_.end() ? nullptr : ticket->second);
+    if (!session) return nullptr;
+  }
   if (connections_.size() >= cfg_.relay.max_tcp_connections) {
     log_->warn("no new tcp connection to {}: {} connections open (relay.max_tcp_connections)", dst.to_string(),
                connections_.size());
     return nullptr;
   }
-  auto* l = listener_for(Transport::tcp, dst.family());
+  auto* l = listener_for(transport, dst.family());
   auto owned = std::make_unique<Connection>();
   owned->server = this;
   owned->id = next_connection_id_++;
   owned->listener = l ? l->index : 0;
+  owned->transport = transport;
+  owned->tls = std::move(session);
   owned->remote = dst;
   uv_tcp_init(loop_, &owned->tcp);
   owned->tcp.data = owned.get();
@@ -809,7 +926,7 @@ Server::Connection* Server::open_connection(const Address& dst) {
   owned->connect_req.data = owned.get();
   auto* c = owned.get();
   connections_.emplace(c->id, std::move(owned));
-  connection_by_remote_[dst.to_string()] = c->id;
+  connection_by_remote_[connection_key(dst, transport)] = c->id;
   int rc = uv_tcp_connect(&c->connect_req, &c->tcp, dst.sa(), [](uv_connect_t* req, int status) {
     auto* conn = static_cast<Connection*>(req->data);
     auto* self = conn->server;
@@ -831,13 +948,7 @@ Server::Connection* Server::open_connection(const Address& dst) {
       return;
     }
     if (conn->closing) return;
-    conn->connected = true;
-    conn->on_failure.clear();
-    uv_tcp_nodelay(&conn->tcp, 1);
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), &Server::on_tcp_alloc, &Server::on_tcp_read);
-    auto queued = std::move(conn->queued);
-    conn->queued.clear();
-    for (auto& q : queued) self->write(*conn, std::move(q));
+    self->on_connected(*conn);
   });
   if (rc < 0) {
     log_->warn("tcp connect to {} failed: {}", dst.to_string(), uv_strerror(rc));
@@ -853,7 +964,29 @@ Server::Connection* Server::open_connection(const Address& dst) {
   return c;
 }
 
+void Server::on_connected(Connection& c) {
+  c.connected = true;
+  if (!c.tls) c.on_failure.clear();  // a TLS connection may still fail its handshake
+  uv_tcp_nodelay(&c.tcp, 1);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c.tcp), &Server::on_tcp_alloc, &Server::on_tcp_read);
+  if (c.tls) write_raw(c, c.tls->take_output());  // the ClientHello
+  auto queued = std::move(c.queued);
+  c.queued.clear();
+  for (auto& q : queued) write(c, std::move(q));
+}
+
 void Server::write(Connection& c, std::string bytes) {
+  if (!c.tls) return write_raw(c, std::move(bytes));
+  if (!c.tls->send(bytes)) {
+    ++counters_.send_failures;
+    close_connection(c, "TLS write failed");
+    return;
+  }
+  if (auto out = c.tls->take_output(); !out.empty()) write_raw(c, std::move(out));
+}
+
+void Server::write_raw(Connection& c, std::string bytes) {
+  if (c.closing) return;
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c.tcp)) > kMaxWriteQueue) {
     // The peer does not read what we send: drop it rather than buffer without end.
     ++counters_.send_failures;
@@ -896,8 +1029,13 @@ void Server::touch(Connection& c) {
 void Server::close_connection(Connection& c, const char* why) {
   if (c.closing) return;
   c.closing = true;
-  log_->debug("tcp connection {} with {} closed: {}", c.id, c.remote.to_string(), why);
-  auto it = connection_by_remote_.find(c.remote.to_string());
+  log_->debug("{} connection {} with {} closed: {}", config::to_string(c.transport), c.id, c.remote.to_string(), why);
+  auto key = connection_key(c.remote, c.transport);
+  if (c.tls && c.tls->ticket()) {
+    if (tls_tickets_.size() >= kMaxTlsTickets) tls_tickets_.clear();
+    tls_tickets_[key] = c.tls->ticket();
+  }
+  auto it = connection_by_remote_.find(key);
   if (it != connection_by_remote_.end() && it->second == c.id) connection_by_remote_.erase(it);
   auto on_close = [](uv_handle_t* h) {
     auto* conn = static_cast<Connection*>(h->data);

@@ -16,12 +16,13 @@
 #include "diag/seal.hpp"
 #include "proxy/bindings.hpp"
 #include "proxy/router.hpp"
+#include "proxy/tls.hpp"
 
 namespace sw::proxy {
 
 struct Counters {
   std::uint64_t received = 0, forwarded_requests = 0, forwarded_responses = 0, replied = 0, absorbed = 0;
-  std::uint64_t dropped = 0, rejected = 0, send_failures = 0, tcp_refused = 0;
+  std::uint64_t dropped = 0, rejected = 0, send_failures = 0, tcp_refused = 0, tls_failures = 0;
 };
 
 class Server {
@@ -43,6 +44,10 @@ class Server {
   const Counters& counters() const { return counters_; }
   // SIGHUP: new users for the challenger; calls in progress are not disturbed.
   void reload_users(std::shared_ptr<const auth::CredentialStore> users);
+  // SIGHUP: reads the TLS certificates, keys and CA files again. New connections
+  // use them; open ones keep theirs. A file that fails to load keeps the running
+  // context (false, after logging why).
+  bool reload_tls();
 
  private:
   struct Listener;
@@ -91,7 +96,10 @@ class Server {
   // reply is built and sent back. Nothing is sent once shutdown began. The
   // observers see the message once its socket is chosen, so they learn our
   // end of it (a new TCP connection's port).
-  void send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown);
+  // tls_name: the name a new TLS connection checks the peer's certificate
+  // against (its SNI too); "" = the peer's IP address.
+  void send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
+            std::string_view tls_name = {});
   void send_to_flow(const Flow& flow, std::string bytes);
   // Resolves host (IP literals at once). On a miss the message is copied and
   // replayed once the answer is cached; returns nullptr meanwhile.
@@ -107,10 +115,23 @@ class Server {
   bool on_lab_path(const Flow& peer);
   std::string sealed(std::string bytes, Transport transport);
 
-  // Connections.
-  Connection* open_connection(const Address& dst);
-  Connection* find_connection(const Address& remote);
+  // The name to check a next hop's TLS certificate against: the upstream's
+  // configured server_name or domain (RFC 5922), else the target's host.
+  std::string tls_name_for(const Target& target) const;
+  // Loads every TLS context (listeners and the client side); false after logging.
+  bool load_tls(bool reloading);
+
+  // Connections (TCP, and TLS over TCP).
+  Connection* open_connection(const Address& dst, Transport transport, std::string_view tls_name);
+  Connection* find_connection(const Address& remote, Transport transport);
+  static std::string connection_key(const Address& remote, Transport transport);
+  // Plaintext out: through the TLS session when there is one.
   void write(Connection& conn, std::string bytes);
+  void write_raw(Connection& conn, std::string bytes);
+  // A TLS connection's received bytes: decrypts into conn.inbuf; false when the
+  // connection was closed (handshake or record failure).
+  bool receive_tls(Connection& conn, std::string_view ciphertext);
+  void on_connected(Connection& conn);
   void close_connection(Connection& conn, const char* why);
   void touch(Connection& conn);
 
@@ -154,6 +175,11 @@ class Server {
   std::unordered_map<std::string, std::string> source_ip_toward_;
   uv_timer_t housekeeping_{};
   std::vector<char> udp_buffer_;
+  std::vector<char> tls_buffer_;  // ciphertext of one read, before decryption
+  std::vector<std::shared_ptr<tls::Context>> listen_tls_;  // per cfg_.listen index; null unless tls
+  std::shared_ptr<tls::Context> tls_client_;
+  // Resumption tickets per peer (transport+address), bounded.
+  std::unordered_map<std::string, tls::SessionTicket> tls_tickets_;
   bool shutting_down_ = false;
   Counters counters_;
 };

@@ -54,6 +54,42 @@ log: { level: debug }
   EXPECT_EQ(c.relay.max_tcp_connections, 10u);
 }
 
+TEST(Config, TlsListenersUpstreamAndDns) {
+  auto c = load_string(R"(
+listen:
+  - { transport: udp, port: 5060 }
+  - { transport: tls, port: 5061, cert: certs/server.pem, key: /etc/k.pem, ca_file: phones.pem, verify_clients: optional }
+upstream:
+  uri: "sips:provider.example"
+  tls: { ca_file: ca.pem, cert: client.pem, key: client.key, server_name: sip.provider.example }
+  failover_after: 3s
+  retry_after: 1m
+dns: { servers: ["127.0.0.1:5353", "::1"] }
+)", "conf/values.yaml");
+  EXPECT_EQ(c.listen[1].transport, Transport::tls);
+  EXPECT_EQ(c.listen[1].cert, "conf/certs/server.pem");  // relative to the config's folder
+  EXPECT_EQ(c.listen[1].key, "/etc/k.pem");
+  EXPECT_EQ(c.listen[1].ca_file, "conf/phones.pem");
+  EXPECT_EQ(c.listen[1].verify_clients, VerifyClients::optional);
+  EXPECT_EQ(c.upstream.transport, Transport::tls);
+  EXPECT_TRUE(c.upstream.sips);
+  EXPECT_FALSE(c.upstream.port_given);
+  EXPECT_FALSE(c.upstream.transport_given);
+  EXPECT_EQ(c.upstream.port, 5061);
+  EXPECT_EQ(c.upstream.tls.ca_file, "conf/ca.pem");
+  EXPECT_EQ(c.upstream.tls.cert, "conf/client.pem");
+  EXPECT_EQ(c.upstream.tls.server_name, "sip.provider.example");
+  EXPECT_TRUE(c.upstream.tls.verify);
+  EXPECT_EQ(c.upstream.failover_after, std::chrono::seconds(3));
+  EXPECT_EQ(c.upstream.retry_after, std::chrono::seconds(60));
+  EXPECT_EQ(c.dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "::1"}));
+
+  // A domain without port or transport: NAPTR picks among the listeners' transports.
+  auto naptr = load_string("upstream: { uri: \"sip:provider.example\" }\nlisten: [{ transport: tcp }]\n", "n.yaml");
+  EXPECT_FALSE(naptr.upstream.port_given);
+  EXPECT_FALSE(naptr.upstream.transport_given);
+}
+
 TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
   struct Row {
     const char* yaml;
@@ -73,7 +109,20 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       {"listen: [{ transport: udp, host: 1.2.3.4, port: 1 }\n", "bad.yaml:2:1: "},  // YAML syntax error
       {"challenge: { enabled: true }\n", "challenge.users: a users file is required when challenge.enabled is true"},
       {"challenge: { max_failures: 0 }\n", "challenge.max_failures: expected an integer from 1"},
-      {"listen: [{ transport: tls }]\n", "listen[0].transport: TLS listeners are not available"},
+      {"listen: [{ transport: tls }]\n", "bad.yaml:1:10: listen[0].cert: a TLS listener needs a certificate"},
+      {"listen: [{ transport: tls, cert: c.pem }]\n", "listen[0].key: a TLS listener needs the certificate's private key"},
+      {"listen: [{ transport: udp, cert: c.pem }]\n", "bad.yaml:1:34: listen[0].cert: only for transport: tls"},
+      {"listen: [{ transport: tls, cert: c, key: k, verify_clients: always }]\n",
+       "listen[0].verify_clients: expected none, optional or require"},
+      {"listen: [{ transport: tls, cert: c, key: k, verify_clients: require }]\n",
+       "listen[0].ca_file: verify_clients needs the CA file"},
+      {"upstream: { uri: \"sips:x;transport=udp\" }\n", "upstream.uri: a sips: upstream is reached over TLS only"},
+      {"upstream: { uri: \"sips:x\" }\n", "upstream.uri: no listener with the upstream's transport (tls)"},
+      {"upstream: { tls: { cert: c.pem } }\n", "upstream.tls.key: a client certificate needs both cert and key"},
+      {"upstream: { tls: { verify: sometimes } }\n", "upstream.tls.verify: expected true or false"},
+      {"upstream: { failover_after: 0s }\n", "upstream.failover_after: must be at least 1s"},
+      {"dns: { servers: [dns.example] }\n", "bad.yaml:1:18: dns.servers[0]: expected an IP address"},
+      {"dns: { resolver: x }\n", "dns.resolver: unknown key"},
       {"lab: { role: inner }\n", "bad.yaml:1:6: lab.key_file: required with lab.role"},
       {"lab: { role: middle, key_file: k }\n", "lab.role: expected inner, outer or both"},
       {"lab: { role: both, key_file: k }\n", "lab.role: both is not available in this version"},
