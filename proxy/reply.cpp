@@ -61,6 +61,21 @@ std::string build(const Parts& p, const Address& source, int status, std::string
 
 }  // namespace
 
+std::string make_ack(const sip::Message& invite_sent, const sip::Message& response) {
+  std::string out = "ACK " + std::string(invite_sent.request_uri) + " SIP/2.0\r\n";
+  out += "Via: " + std::string(sip::top_via(response)) + "\r\n";
+  out += "Max-Forwards: 70\r\n";
+  for (const auto& h : invite_sent.headers)
+    if (h.id == sip::HeaderId::Route) out += "Route: " + std::string(h.value) + "\r\n";
+  out += "From: " + std::string(response.value(sip::HeaderId::From)) + "\r\n";
+  out += "To: " + std::string(response.value(sip::HeaderId::To)) + "\r\n";
+  out += "Call-ID: " + std::string(response.value(sip::HeaderId::CallId)) + "\r\n";
+  auto cseq = response.value(sip::HeaderId::CSeq);
+  out += "CSeq: " + std::string(cseq.substr(0, cseq.find_first_of(" \t"))) + " ACK\r\n";
+  out += "Content-Length: 0\r\n\r\n";
+  return out;
+}
+
 std::string local_tag(std::string_view call_id, std::string_view from_tag, std::string_view secret) {
   return "sw" + Fnv64{}.add(secret).add(call_id).add(from_tag).hex();
 }

@@ -28,6 +28,12 @@ std::string make_reply(const sip::Message& request, const Address& source, int s
 std::string make_probe_answer(const sip::Message& request, const Address& source, const diag::SealCheck& check,
                               std::string_view secret);
 
+// RFC 3261 17.1.1.3: the ACK a client transaction sends for a non-2xx final
+// response to an INVITE; here for an upstream's 503 that sipwitness answers
+// itself by failing over. Our Via (the response's top one) only, the INVITE's
+// Request-URI and Route set, the response's From, To, Call-ID and CSeq number.
+std::string make_ack(const sip::Message& invite_sent, const sip::Message& response);
+
 // Builds a response from what could be salvaged of a malformed request; "" when
 // it cannot be answered (no Via, a response, or an ACK).
 std::string make_reply(const sip::Salvage& salvaged, const Address& source, int status, std::string_view reason,

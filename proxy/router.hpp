@@ -19,6 +19,7 @@ struct Target {
   std::optional<Flow> flow;  // set when the target is a known flow (phone behind NAT)
   std::uint32_t listener = kAnyListener;  // the socket to send from, when it matters
   std::uint64_t connection = 0;           // the TCP connection to use, when known
+  bool upstream = false;  // the configured upstream: RFC 3263 candidates and failover decide the address
 };
 
 // RFC 3261 19.1.2 / 18.2.1: transport from the transport param (or sips), host from

@@ -15,13 +15,14 @@
 namespace sw::proxy {
 namespace {
 
-constexpr auto kDnsTtl = std::chrono::seconds(60);
-constexpr auto kDnsNegativeTtl = std::chrono::seconds(5);
 constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at once, all names together
 constexpr std::size_t kMaxDnsEntries = 4096;
 constexpr std::size_t kMaxWriteQueue = 1 << 20;  // bytes queued on one TCP connection
 constexpr std::size_t kMaxSourceIps = 4096;      // peer IPs whose local source address is cached
 constexpr std::size_t kMaxTlsTickets = 4096;     // peers whose TLS session we can resume
+constexpr std::size_t kMaxUpstreamRequests = 16384;  // requests remembered for failover at once
+// Timer C (RFC 3261 16.6 step 11): an INVITE without a final answer is let go then.
+constexpr auto kUpstreamRequestMaxAge = std::chrono::seconds(180);
 constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
 
 // Local addresses of one family, to recognise our own Route/Via values when a
@@ -37,6 +38,8 @@ std::vector<Address> local_addresses(int family) {
 }
 
 bool is_loopback(const Address& a) { return a.ip().starts_with("127.") || a.ip() == "::1"; }
+
+sip::Framing framing_of(Transport t) { return t == Transport::udp ? sip::Framing::datagram : sip::Framing::stream; }
 
 }  // namespace
 
@@ -99,6 +102,11 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
   upstream_.transport = cfg_.upstream.transport;
   upstream_.host = cfg_.upstream.host;
   upstream_.port = cfg_.upstream.port;
+  upstream_.upstream = true;
+  if (auto literal = Address::from_ip(upstream_.host, upstream_.port)) {
+    upstream_dns_.candidates = {dns::Candidate{upstream_.transport, upstream_.host, *literal}};
+    upstream_dns_.expires = Clock::time_point::max();
+  }
   if (cfg_.challenge.enabled) {
     auth::ChallengerSettings settings;
     settings.realm = cfg_.challenge.realm;
@@ -224,8 +232,17 @@ bool Server::start() {
     log_->error("no {} listener to reach the upstream {}", config::to_string(upstream_.transport), cfg_.upstream.uri);
     return false;
   }
+  resolver_ = std::make_unique<dns::Resolver>(loop_, dns::Resolver::Options{cfg_.dns.servers});
+  if (std::string error; !resolver_->start(&error)) {
+    log_->error("dns: {}", error);
+    return false;
+  }
   // Resolve the upstream early so its requests are recognised from the first one.
-  resolve(upstream_.host, {}, Source{}, sip::Framing::datagram);
+  if (upstream_dns_.candidates.empty()) resolve_upstream();
+  uv_timer_init(loop_, &failover_timer_);
+  failover_timer_.data = this;
+  uv_timer_start(
+      &failover_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->check_upstream_silence(); }, 200, 200);
 
   uv_timer_init(loop_, &housekeeping_);
   housekeeping_.data = this;
@@ -252,8 +269,10 @@ void Server::shutdown() {
   std::vector<Connection*> open;
   for (auto& [id, c] : connections_) open.push_back(c.get());
   for (auto* c : open) close_connection(*c, "shutting down");
-  if (housekeeping_.loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&housekeeping_)))
-    uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_), nullptr);
+  for (auto* timer : {&housekeeping_, &failover_timer_})
+    if (timer->loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(timer)))
+      uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
+  if (resolver_) resolver_->close();
   log_->info("stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
              counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
              counters_.dropped, counters_.rejected);
@@ -469,6 +488,9 @@ void Server::handle_lab_arrival(const sip::Message& m, const Source& in, sip::Fr
 
 void Server::handle_message(const sip::Message& m, const Source& in, std::string_view wire,
                             const diag::SealCheck* seal) {
+  // A 503 answered by failover never reaches the phone, so the diagnosis (which
+  // follows what the phone lives through) does not see it either.
+  if (!m.is_request && !upstream_requests_.empty() && !note_upstream_response(m, in)) return;
   if (!observers_.empty()) {
     std::string self;
     if (observers_want_self_) {
@@ -604,11 +626,29 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
 void Server::forward_request(const sip::Message& m, const Source& in, const RequestDecision& d,
                              const sip::Header* own_credentials) {
   Address dst;
+  Transport transport = d.target.transport;
+  std::string branch, candidate;
+  bool failover = false;
   if (d.target.flow) {
     dst = d.target.flow->remote;
+  } else if (d.target.upstream) {
+    const auto* candidates = upstream_candidates(m.raw, in, framing_of(in.flow.transport));
+    if (!candidates) return;  // replayed once resolved
+    branch = compute_branch(m);
+    const auto* chosen = choose_upstream(*candidates, branch);
+    if (!chosen) {
+      send_reply(m, in, 503, "Service Unavailable", "cannot resolve the upstream");
+      return;
+    }
+    transport = chosen->transport;
+    dst = chosen->address;
+    candidate = candidate_key(transport, dst);
+    // With somewhere else to go, silence or a 503 moves the request on, and a
+    // failed connection is waited out rather than answered with a 503.
+    failover = m.method != "ACK" &&
+               (has_alternative(*candidates, candidate, branch) || upstream_requests_.count(branch));
   } else {
-    auto addresses = resolve(d.target.host, m.raw, in, in.flow.transport == Transport::udp ? sip::Framing::datagram
-                                                                                           : sip::Framing::stream);
+    auto addresses = resolve(d.target.host, m.raw, in, framing_of(in.flow.transport));
     if (!addresses) return;
     if (addresses->empty()) {
       send_reply(m, in, 503, "Service Unavailable", "cannot resolve the next hop");
@@ -622,12 +662,12 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
     dst = *usable;
   }
   // A known flow (a registered phone) is reached from the socket it talks to.
-  auto* out = listener_for(d.target.listener, d.target.transport, dst.family());
+  auto* out = listener_for(d.target.listener, transport, dst.family());
   if (!out) {
     send_reply(m, in, 503, "Service Unavailable", "no listener for the next hop's transport");
     return;
   }
-  Flow out_flow{d.target.transport, dst, d.target.connection, static_cast<std::uint32_t>(out->index)};
+  Flow out_flow{transport, dst, d.target.connection, static_cast<std::uint32_t>(out->index)};
   RequestEdits how;
   how.out = out->endpoint;
   how.in = listeners_[in.listener]->endpoint;
@@ -636,15 +676,16 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   how.routes_to_pop = d.routes_to_pop;
   how.record_route = d.record_route;
   how.add_path = d.add_path;
-  how.add_content_length = d.target.transport != Transport::udp;
+  how.add_content_length = transport != Transport::udp;
   how.remove = own_credentials;
   // The inner side of a lab sits behind the device under test, most often a NAT.
   how.ask_rport = cfg_.lab.role == config::LabRole::inner && !lab_key_.empty() && on_lab_path(out_flow);
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
   if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());
   ++counters_.forwarded_requests;
+  if (failover) remember_upstream_request(branch, candidate, m, in, own_credentials, bytes);
   FailureReply failure;
-  if (m.method != "ACK") {
+  if (m.method != "ACK" && !failover) {
     failure = [&] {
       return std::make_pair(make_reply(m, in.flow.remote, 503, "Service Unavailable", "next hop unreachable", secret_),
                             in.flow);
@@ -765,66 +806,254 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
   }
   auto& e = it->second;
   if (!e.pending && e.expires >= now) return &e.addresses;
-  if (!replay_bytes.empty()) {
-    if (replays_pending_ < kMaxReplaysPending) {
-      ++replays_pending_;
-      e.waiters.emplace_back([this, copy = std::string(replay_bytes), in, framing] {
-        --replays_pending_;
-        if (!shutting_down_) replay(copy, in, framing);
-      });
-    } else {
-      ++counters_.dropped;
-      log_->warn("drop: message waiting for {}: {} messages already wait for DNS", host, replays_pending_);
-    }
-  }
+  if (!replay_bytes.empty()) wait_for_dns(e.waiters, replay_bytes, in, framing, host);
   if (e.pending) return nullptr;
   e.pending = true;
-  struct Req {
-    uv_getaddrinfo_t req{};
-    Server* server;
-    std::string host;
-  };
-  auto* req = new Req{{}, this, host};  // freed in the callback
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  int rc = uv_getaddrinfo(
-      loop_, &req->req,
-      [](uv_getaddrinfo_t* r, int status, addrinfo* res) {
-        auto* q = reinterpret_cast<Req*>(r);
-        auto* self = q->server;
-        auto& entry = self->dns_[q->host];
-        entry.pending = false;
-        std::vector<Address> fresh;
-        for (auto* a = res; a; a = a->ai_next)
-          if (a->ai_family == AF_INET || a->ai_family == AF_INET6) fresh.push_back(Address::from_sockaddr(a->ai_addr));
-        uv_freeaddrinfo(res);
-        if (!fresh.empty()) {
-          entry.addresses = std::move(fresh);
-          entry.expires = Clock::now() + kDnsTtl;
-        } else {
-          // A failed refresh keeps the last good answer (retried soon): a DNS
-          // blip must not make the upstream unknown.
-          entry.expires = Clock::now() + kDnsNegativeTtl;
-          self->log_->warn("cannot resolve {}: {}{}", q->host, status < 0 ? uv_strerror(status) : "no address",
-                           entry.addresses.empty() ? "" : " (keeping the last answer)");
-        }
-        auto waiters = std::move(entry.waiters);
-        entry.waiters.clear();
-        delete q;
-        for (auto& w : waiters) w();
-      },
-      host.c_str(), nullptr, &hints);
-  if (rc < 0) {
-    delete req;
-    e.pending = false;
-    e.expires = now + kDnsNegativeTtl;
-    log_->warn("cannot resolve {}: {}", host, uv_strerror(rc));
-    auto waiters = std::move(e.waiters);
-    e.waiters.clear();
+  // An explicit port means addresses only (RFC 3263 4.2): the port is the caller's.
+  dns::Query q{host, std::uint16_t{5060}, Transport::udp, false, {}};
+  resolver_->resolve(q, [this, host](dns::Resolution r) {
+    auto& entry = dns_[host];
+    entry.pending = false;
+    std::vector<Address> fresh;
+    for (const auto& c : r.candidates) fresh.push_back(c.address);
+    if (!fresh.empty()) {
+      entry.addresses = std::move(fresh);
+    } else {
+      // A failed refresh keeps the last good answer (retried soon): a DNS
+      // blip must not make a next hop unknown.
+      log_->warn("cannot resolve {}: {}{}", host, r.error, entry.addresses.empty() ? "" : " (keeping the last answer)");
+    }
+    entry.expires = Clock::now() + r.ttl;
+    auto waiters = std::move(entry.waiters);
+    entry.waiters.clear();
     for (auto& w : waiters) w();
-  }
+  });
   return nullptr;
+}
+
+void Server::wait_for_dns(std::vector<std::function<void()>>& waiters, std::string_view bytes, const Source& in,
+                          sip::Framing framing, std::string_view name) {
+  if (replays_pending_ >= kMaxReplaysPending) {
+    ++counters_.dropped;
+    log_->warn("drop: message waiting for {}: {} messages already wait for DNS", name, replays_pending_);
+    return;
+  }
+  ++replays_pending_;
+  waiters.emplace_back([this, copy = std::string(bytes), in, framing] {
+    --replays_pending_;
+    if (!shutting_down_) replay(copy, in, framing);
+  });
+}
+
+// ---- upstream: RFC 3263 candidates and failover ----------------------------
+
+const std::vector<dns::Candidate>* Server::upstream_candidates(std::string_view replay_bytes, const Source& in,
+                                                               sip::Framing framing) {
+  auto& u = upstream_dns_;
+  if (!u.pending && u.expires < Clock::now()) resolve_upstream();
+  // A stale answer serves while the refresh runs: relaying never waits for DNS twice.
+  if (!u.candidates.empty()) return &u.candidates;
+  if (!u.pending) return &u.candidates;  // asked and failed: empty (the caller answers 503)
+  if (!replay_bytes.empty()) wait_for_dns(u.waiters, replay_bytes, in, framing, upstream_.host);
+  return nullptr;
+}
+
+void Server::resolve_upstream() {
+  upstream_dns_.pending = true;
+  dns::Query q;
+  q.host = upstream_.host;
+  if (cfg_.upstream.port_given) q.port = upstream_.port;
+  if (cfg_.upstream.transport_given || cfg_.upstream.sips) q.transport = upstream_.transport;
+  q.sips = cfg_.upstream.sips;
+  for (const auto& l : listeners_)
+    if (std::find(q.usable.begin(), q.usable.end(), l->cfg.transport) == q.usable.end())
+      q.usable.push_back(l->cfg.transport);
+  resolver_->resolve(q, [this](dns::Resolution r) {
+    auto& u = upstream_dns_;
+    u.pending = false;
+    u.expires = Clock::now() + r.ttl;
+    if (!r.candidates.empty()) {
+      if (r.trace != u.trace) log_->info("upstream {}: {}", cfg_.upstream.uri, r.trace);
+      u.trace = std::move(r.trace);
+      u.candidates = std::move(r.candidates);
+    } else {
+      log_->warn("cannot resolve the upstream {}: {}{}", cfg_.upstream.uri, r.error,
+                 u.candidates.empty() ? "" : " (keeping the last answer)");
+    }
+    auto waiters = std::move(u.waiters);
+    u.waiters.clear();
+    for (auto& w : waiters) w();
+  });
+}
+
+std::string Server::candidate_key(Transport transport, const Address& address) {
+  return connection_key(address, transport);
+}
+
+bool Server::is_down(const std::string& key, Clock::time_point now) const {
+  auto it = down_until_.find(key);
+  return it != down_until_.end() && it->second > now;
+}
+
+void Server::mark_down(const std::string& key, std::chrono::seconds how_long, const std::string& why) {
+  auto now = Clock::now();
+  if (!is_down(key, now))
+    log_->warn("upstream {} marked down for {}s: {}", key, how_long.count(), why);
+  down_until_[key] = now + how_long;
+}
+
+const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>& candidates, const std::string& branch) {
+  auto now = Clock::now();
+  auto it = upstream_requests_.find(branch);
+  const UpstreamRequest* earlier = it == upstream_requests_.end() ? nullptr : &it->second;
+  auto tried = [&](const std::string& key) {
+    return earlier && std::find(earlier->tried.begin(), earlier->tried.end(), key) != earlier->tried.end();
+  };
+  // A retransmission follows its first copy, unless that target was given up.
+  if (earlier && !is_down(earlier->candidate, now))
+    for (const auto& c : candidates)
+      if (candidate_key(c.transport, c.address) == earlier->candidate && usable(c)) return &c;
+  for (const auto& c : candidates) {
+    auto key = candidate_key(c.transport, c.address);
+    if (usable(c) && !is_down(key, now) && !tried(key)) return &c;
+  }
+  // Every untried candidate is down: the first untried one still gets a chance.
+  for (const auto& c : candidates)
+    if (usable(c) && !tried(candidate_key(c.transport, c.address))) return &c;
+  for (const auto& c : candidates)
+    if (usable(c)) return &c;
+  return nullptr;
+}
+
+bool Server::has_alternative(const std::vector<dns::Candidate>& candidates, const std::string& chosen,
+                             const std::string& branch) {
+  auto now = Clock::now();
+  auto it = upstream_requests_.find(branch);
+  for (const auto& c : candidates) {
+    auto key = candidate_key(c.transport, c.address);
+    if (key == chosen || !usable(c) || is_down(key, now)) continue;
+    if (it != upstream_requests_.end() &&
+        std::find(it->second.tried.begin(), it->second.tried.end(), key) != it->second.tried.end())
+      continue;
+    return true;
+  }
+  return false;
+}
+
+void Server::remember_upstream_request(const std::string& branch, const std::string& candidate, const sip::Message& m,
+                                       const Source& in, const sip::Header* own_credentials, const std::string& sent) {
+  auto [it, inserted] = upstream_requests_.try_emplace(branch);
+  if (inserted && upstream_requests_.size() > kMaxUpstreamRequests) {
+    upstream_requests_.erase(it);  // beyond the bound a request simply has no failover
+    return;
+  }
+  auto& r = it->second;
+  if (!inserted && r.candidate == candidate) return;  // a retransmission: its clock runs from the first copy
+  if (inserted) {
+    r.original = std::string(m.raw);
+    r.in = in;
+    if (own_credentials) r.own_credentials = static_cast<std::size_t>(own_credentials - m.headers.data());
+  }
+  r.candidate = candidate;
+  r.tried.push_back(candidate);
+  r.sent = Clock::now();
+  r.answered = false;
+  r.forwarded = sent;
+}
+
+bool Server::fail_over(const std::string& branch) {
+  auto it = upstream_requests_.find(branch);
+  if (it == upstream_requests_.end()) return false;
+  if (!has_alternative(upstream_dns_.candidates, it->second.candidate, branch)) {
+    upstream_requests_.erase(it);
+    return false;
+  }
+  auto original = it->second.original;  // the entry is updated while it is forwarded again
+  auto in = it->second.in;
+  auto own = it->second.own_credentials;
+  auto parsed = sip::parse(original, framing_of(in.flow.transport), limits_);
+  RequestDecision d;
+  if (parsed) {
+    RoutingContext ctx{ours_, upstream_, bindings_, Clock::now(), {}};
+    d = route_request(*parsed, proxy::Inbound{in.flow, false}, ctx, cfg_.relay.record_route, cfg_.relay.add_path);
+  }
+  if (!parsed || d.kind != RequestDecision::Kind::forward || !d.target.upstream) {
+    upstream_requests_.erase(branch);
+    return false;
+  }
+  const sip::Header* own_credentials = own && *own < parsed->headers.size() ? &parsed->headers[*own] : nullptr;
+  forward_request(*parsed, in, d, own_credentials);
+  return true;
+}
+
+bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
+  auto via = sip::parse_via(sip::top_via(m));
+  if (!via) return true;
+  std::string branch(via->branch);
+  auto it = upstream_requests_.find(branch);
+  if (it == upstream_requests_.end()) return true;
+  auto from = candidate_key(in.flow.transport, in.flow.remote);
+  auto& r = it->second;
+  if (auto down = down_until_.find(from); down != down_until_.end() && down->second <= Clock::now()) {
+    log_->info("upstream {} answers again", from);
+    down_until_.erase(down);
+  }
+  const bool is_invite = m.cseq_method == "INVITE";
+  if (from != r.candidate) {
+    // A late answer from a target this request has left: a final error is
+    // acknowledged and kept from the phone, who waits for the new target.
+    if (std::find(r.tried.begin(), r.tried.end(), from) == r.tried.end() || m.status < 300) return true;
+    if (is_invite)
+      if (auto sent = sip::parse(r.original, framing_of(r.in.flow.transport), limits_))
+        send_to_flow(in.flow, make_ack(*sent, m));
+    ++counters_.absorbed;
+    return false;
+  }
+  if (m.status < 200) {
+    r.answered = true;
+    return true;
+  }
+  if (m.status != 503) {
+    upstream_requests_.erase(it);
+    return true;
+  }
+  // RFC 3263 4.3: a 503 sends the request to the next target; Retry-After says how long to avoid this one.
+  auto retry = cfg_.upstream.retry_after;
+  for (const auto& h : m.headers)
+    if (sip::iequals(h.name, "Retry-After"))
+      if (auto seconds = sip::parse_uint<std::uint32_t>(h.value.substr(0, h.value.find_first_of(" ;(")))) {
+        retry = std::chrono::seconds(*seconds);
+        break;
+      }
+  auto forwarded = r.forwarded;
+  mark_down(from, retry, "answered 503 " + std::string(m.reason));
+  if (!fail_over(branch)) return true;  // nowhere else to go: the phone gets the 503
+  if (is_invite)
+    if (auto sent = sip::parse(forwarded, framing_of(in.flow.transport), limits_)) send_to_flow(in.flow, make_ack(*sent, m));
+  ++counters_.absorbed;
+  log_->info("failover: 503 from {} for {} call-id={} answered by trying the next target", from, m.cseq_method,
+             m.value(sip::HeaderId::CallId));
+  return false;
+}
+
+void Server::check_upstream_silence() {
+  if (upstream_requests_.empty()) return;
+  auto now = Clock::now();
+  std::vector<std::string> silent;
+  std::erase_if(upstream_requests_, [&](const auto& kv) {
+    const auto& r = kv.second;
+    if (now - r.sent > kUpstreamRequestMaxAge) return true;
+    if (!r.answered && now - r.sent >= cfg_.upstream.failover_after) silent.push_back(kv.first);
+    return false;
+  });
+  for (const auto& branch : silent) {
+    auto it = upstream_requests_.find(branch);
+    if (it == upstream_requests_.end()) continue;
+    mark_down(it->second.candidate, cfg_.upstream.retry_after,
+              "no answer within " + std::to_string(cfg_.upstream.failover_after.count()) + "s");
+    if (!fail_over(branch))
+      log_->warn("failover: no other upstream target left for branch {}; the phone's own timers decide", branch);
+  }
 }
 
 Server::Listener* Server::listener_for(std::uint32_t preferred, Transport t, int family) {
@@ -853,12 +1082,8 @@ std::optional<Address> Server::usable_address(const std::vector<Address>& addres
 }
 
 bool Server::from_upstream(const Flow& flow) {
-  if (flow.remote.port() != upstream_.port) return false;
-  if (auto literal = Address::from_ip(upstream_.host, 0)) return literal->same_ip(flow.remote);
-  auto it = dns_.find(upstream_.host);
-  if (it == dns_.end()) return false;
-  for (const auto& a : it->second.addresses)
-    if (a.same_ip(flow.remote)) return true;
+  for (const auto& c : upstream_dns_.candidates)
+    if (c.address.port() == flow.remote.port() && c.address.same_ip(flow.remote)) return true;
   return false;
 }
 

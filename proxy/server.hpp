@@ -15,6 +15,7 @@
 #include "diag/observer.hpp"
 #include "diag/seal.hpp"
 #include "proxy/bindings.hpp"
+#include "proxy/resolver.hpp"
 #include "proxy/router.hpp"
 #include "proxy/tls.hpp"
 
@@ -105,6 +106,33 @@ class Server {
   // replayed once the answer is cached; returns nullptr meanwhile.
   const std::vector<Address>* resolve(const std::string& host, std::string_view replay_bytes, const Source& in,
                                       sip::Framing framing);
+  // Keeps a copy of a message to replay once a DNS answer is in (bounded).
+  void wait_for_dns(std::vector<std::function<void()>>& waiters, std::string_view bytes, const Source& in,
+                    sip::Framing framing, std::string_view name);
+
+  // The upstream by RFC 3263: its candidates in order (nullptr while DNS is
+  // asked the first time; the message is replayed then).
+  const std::vector<dns::Candidate>* upstream_candidates(std::string_view replay_bytes, const Source& in,
+                                                         sip::Framing framing);
+  void resolve_upstream();
+  // The candidate for a request: where its earlier copies went, else the first
+  // one neither down nor tried for it.
+  const dns::Candidate* choose_upstream(const std::vector<dns::Candidate>& candidates, const std::string& branch);
+  bool has_alternative(const std::vector<dns::Candidate>& candidates, const std::string& chosen,
+                       const std::string& branch);
+  bool usable(const dns::Candidate& c) { return listener_for(c.transport, c.address.family()) != nullptr; }
+  static std::string candidate_key(Transport transport, const Address& address);
+  void mark_down(const std::string& key, std::chrono::seconds how_long, const std::string& why);
+  bool is_down(const std::string& key, Clock::time_point now) const;
+  // Failover: remembers a request sent to an upstream candidate until its final
+  // response; re-sends it to the next candidate; checks for silence.
+  void remember_upstream_request(const std::string& branch, const std::string& candidate, const sip::Message& m,
+                                 const Source& in, const sip::Header* own_credentials, const std::string& sent);
+  bool fail_over(const std::string& branch);
+  // An upstream response to a remembered request: false when it is absorbed
+  // here (a 503 answered by failing over, or a late answer from a target left).
+  bool note_upstream_response(const sip::Message& m, const Source& in);
+  void check_upstream_silence();
   Listener* listener_for(Transport t, int family);
   // The preferred listener (a flow's) when it fits the transport and family, else as above.
   Listener* listener_for(std::uint32_t preferred, Transport t, int family);
@@ -169,6 +197,28 @@ class Server {
     std::vector<std::function<void()>> waiters;
   };
   std::unordered_map<std::string, DnsEntry> dns_;
+  std::unique_ptr<dns::Resolver> resolver_;
+  struct UpstreamDns {
+    std::vector<dns::Candidate> candidates;  // the last good answer (or the IP literal)
+    Clock::time_point expires{};
+    bool pending = false;
+    std::string trace;
+    std::vector<std::function<void()>> waiters;
+  };
+  UpstreamDns upstream_dns_;
+  struct UpstreamRequest {
+    std::string candidate;  // candidate_key of where it went last
+    std::vector<std::string> tried;
+    Clock::time_point sent;
+    bool answered = false;  // a provisional response came: the target is alive
+    std::string original;   // as received, to forward again
+    std::string forwarded;  // as sent last, for the ACK of a 503
+    Source in;
+    std::optional<std::size_t> own_credentials;  // index of our Proxy-Authorization in the headers
+  };
+  std::unordered_map<std::string, UpstreamRequest> upstream_requests_;  // by our branch
+  std::unordered_map<std::string, Clock::time_point> down_until_;       // by candidate_key
+  uv_timer_t failover_timer_{};
   std::vector<Address> literal_;  // resolve()'s answer for an IP literal or a refused name
   std::size_t replays_pending_ = 0;
   // Wildcard listeners: the local IP the kernel uses toward a peer IP (cached, bounded).

@@ -74,5 +74,30 @@ TEST(Reply, SalvagedFromMalformedBytes) {
   }
 }
 
+TEST(Reply, AckForAn503ThatFailoverAnswers) {
+  auto sent = parse_ok(sip_text({"INVITE sip:bob@provider.test SIP/2.0",
+                                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKswabc.def",
+                                 "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKphone;rport=5060",
+                                 "Route: <sip:edge.provider.test;lr>", "Max-Forwards: 69",
+                                 "From: <sip:alice@p>;tag=a1", "To: <sip:bob@provider.test>", "Call-ID: c1",
+                                 "CSeq: 7 INVITE", "Contact: <sip:alice@10.0.0.5>", "Content-Length: 0"}));
+  auto busy = parse_ok(sip_text({"SIP/2.0 503 Service Unavailable",
+                                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKswabc.def",
+                                 "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKphone;rport=5060",
+                                 "From: <sip:alice@p>;tag=a1", "To: <sip:bob@provider.test>;tag=busy",
+                                 "Call-ID: c1", "CSeq: 7 INVITE", "Retry-After: 30", "Content-Length: 0"}));
+  auto text = make_ack(sent, busy);
+  auto ack = parse_ok(text);
+  EXPECT_EQ(ack.method, "ACK");
+  EXPECT_EQ(ack.request_uri, "sip:bob@provider.test");
+  // RFC 3261 17.1.1.3: our Via only (same branch), the INVITE's Route, the response's To tag.
+  EXPECT_EQ(ack.count(sip::HeaderId::Via), 1u);
+  EXPECT_EQ(ack.value(sip::HeaderId::Via), "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKswabc.def");
+  EXPECT_EQ(ack.value(sip::HeaderId::Route), "<sip:edge.provider.test;lr>");
+  EXPECT_EQ(ack.value(sip::HeaderId::To), "<sip:bob@provider.test>;tag=busy");
+  EXPECT_EQ(ack.value(sip::HeaderId::CSeq), "7 ACK");
+  EXPECT_EQ(ack.value(sip::HeaderId::CallId), "c1");
+}
+
 }  // namespace
 }  // namespace sw::proxy
