@@ -178,6 +178,7 @@ std::unique_ptr<Session> Session::connect(std::shared_ptr<Context> ctx, std::str
   if (!ssl) return nullptr;
   std::unique_ptr<Session> s(new Session(std::move(ctx), ssl));
   if (!peer_name.empty() && peer_name.back() == '.') peer_name.pop_back();
+  if (peer_name.size() > 2 && peer_name.front() == '[') peer_name = peer_name.substr(1, peer_name.size() - 2);
   s->peer_name_ = std::move(peer_name);
   SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
   SSL_set_app_data(ssl, s.get());
@@ -189,7 +190,12 @@ std::unique_ptr<Session> Session::connect(std::shared_ptr<Context> ctx, std::str
   return s;
 }
 
-Session::~Session() { SSL_free(ssl_); }
+Session::~Session() {
+  // SSL_free of a session never shut down marks its SSL_SESSION not resumable,
+  // and under TLS 1.3 that is the very ticket handed out for the next connection.
+  if (established_ && !failed()) SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN);
+  SSL_free(ssl_);
+}
 
 void Session::fail(std::string why) {
   if (error_.empty()) error_ = std::move(why);
