@@ -22,6 +22,7 @@
 #include "diag/flow_tracker.hpp"
 #include "diag/observer.hpp"
 #include "proxy/capture_writer.hpp"
+#include "proxy/tls.hpp"
 #include "proxy/probe.hpp"
 #include "proxy/server.hpp"
 #include "proxy/sip/uri.hpp"
@@ -99,6 +100,11 @@ int run(const std::string& config_path, bool check_only) {
     if (cfg.lab.role != sw::config::LabRole::none) lab_key = sw::config::load_lab_key(cfg.lab.key_file);
   } catch (const sw::config::ConfigError& e) {
     std::cerr << e.what() << "\n";
+    return 2;
+  }
+  // Certificates and keys are part of the config: --check loads them too.
+  if (std::string error; !sw::proxy::tls::load_contexts(cfg, &error)) {
+    std::cerr << config_path << ": " << error << "\n";
     return 2;
   }
   if (check_only) {

@@ -128,39 +128,23 @@ void Server::reload_users(std::shared_ptr<const auth::CredentialStore> users) {
 }
 
 bool Server::load_tls(bool reloading) {
-  std::vector<std::shared_ptr<tls::Context>> listen(cfg_.listen.size());
-  bool any_tls = false;
   std::string error;
-  for (std::size_t i = 0; i < cfg_.listen.size(); ++i) {
-    const auto& l = cfg_.listen[i];
-    if (l.transport != Transport::tls) continue;
-    any_tls = true;
-    listen[i] = tls::Context::server({l.cert, l.key, l.ca_file, l.verify_clients}, &error);
-    if (!listen[i]) {
-      log_->error("{}listen[{}]: {}", reloading ? "SIGHUP: kept the running TLS certificates: " : "", i, error);
-      return false;
-    }
+  auto loaded = tls::load_contexts(cfg_, &error);
+  if (!loaded) {
+    log_->error("{}{}", reloading ? "SIGHUP: kept the running TLS certificates: " : "", error);
+    return false;
   }
-  // The client side: toward the upstream and any other TLS next hop.
-  std::shared_ptr<tls::Context> client;
-  if (any_tls) {
-    const auto& t = cfg_.upstream.tls;
-    client = tls::Context::client({t.ca_file, t.cert, t.key, t.verify}, &error);
-    if (!client) {
-      log_->error("{}upstream.tls: {}", reloading ? "SIGHUP: kept the running TLS certificates: " : "", error);
-      return false;
-    }
-  }
-  for (std::size_t i = 0; i < listen.size(); ++i)
-    if (listen[i]) log_->info("{}tls listen[{}]: {}", reloading ? "SIGHUP: reloaded " : "", i, listen[i]->summary());
-  if (client)
-    log_->info("{}tls client: {}, {}", reloading ? "SIGHUP: reloaded " : "", client->summary(),
+  const char* prefix = reloading ? "SIGHUP: reloaded " : "";
+  for (std::size_t i = 0; i < loaded->listen.size(); ++i)
+    if (loaded->listen[i]) log_->info("{}tls listen[{}]: {}", prefix, i, loaded->listen[i]->summary());
+  if (loaded->client)
+    log_->info("{}tls client: {}, {}", prefix, loaded->client->summary(),
                cfg_.upstream.tls.verify ? "verifying peers against " +
                                               (cfg_.upstream.tls.ca_file.empty() ? std::string("the system CA store")
                                                                                  : cfg_.upstream.tls.ca_file)
                                         : std::string("NOT verifying peers (upstream.tls.verify: false)"));
-  listen_tls_ = std::move(listen);
-  tls_client_ = std::move(client);
+  listen_tls_ = std::move(loaded->listen);
+  tls_client_ = std::move(loaded->client);
   tls_tickets_.clear();  // tickets of the old client certificate would resume the old identity
   return true;
 }

@@ -295,6 +295,29 @@ std::string Session::describe() const {
   return out;
 }
 
+std::optional<Contexts> load_contexts(const config::Config& cfg, std::string* error) {
+  Contexts out;
+  out.listen.resize(cfg.listen.size());
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    const auto& l = cfg.listen[i];
+    if (l.transport != config::Transport::tls) continue;
+    out.listen[i] = Context::server({l.cert, l.key, l.ca_file, l.verify_clients}, error);
+    if (!out.listen[i]) {
+      *error = "listen[" + std::to_string(i) + "]: " + *error;
+      return std::nullopt;
+    }
+    if (!out.client) {
+      const auto& t = cfg.upstream.tls;
+      out.client = Context::client({t.ca_file, t.cert, t.key, t.verify}, error);
+      if (!out.client) {
+        *error = "upstream.tls: " + *error;
+        return std::nullopt;
+      }
+    }
+  }
+  return out;
+}
+
 bool names_domain(X509* cert, std::string_view domain) {
   if (!cert || domain.empty()) return false;
   std::string name(domain);

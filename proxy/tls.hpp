@@ -4,8 +4,10 @@
 // write (memory BIOs), so the event loop never blocks on a handshake and tests
 // can run both ends in memory.
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -104,6 +106,15 @@ class Session {
   bool established_event_ = false;
   bool closed_by_peer_ = false;
 };
+
+// Every TLS context a config asks for: one per TLS listener (by listen index,
+// null for the others) and the client side (null without a TLS listener).
+struct Contexts {
+  std::vector<std::shared_ptr<Context>> listen;
+  std::shared_ptr<Context> client;
+};
+// nullopt with *error naming the config key and the file that failed.
+std::optional<Contexts> load_contexts(const config::Config& cfg, std::string* error);
 
 // RFC 5922 section 7: whether a certificate names `domain`. With a
 // subjectAltName, only its sip: URIs (host part) and dNSName entries count, the
