@@ -659,6 +659,24 @@ def via_param(via: str, param: str) -> str | None:
     return None
 
 
+def stop_process_group(proc: subprocess.Popen, steps=((signal.SIGTERM, 1.5), (signal.SIGTERM, 2.0),
+                                                     (signal.SIGKILL, 5.0))) -> None:
+    """Signals a process started with start_new_session=True, step by step,
+    until it is gone (baresip: the first SIGTERM unregisters and quits, the
+    second quits at once)."""
+    for sig, wait in steps:
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 # --------------------------------------------------------------------------
 # unittest base
 

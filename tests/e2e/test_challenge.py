@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (HOST, FAKE_AUTHORIZATION, E2ETestCase, Sipwitness, UdpClient,  # noqa: E402
                      find_message, free_port, header_values, headers_of, sipwitness_binary,
-                     start_line, status_code, via_param)
+                     start_line, status_code, stop_process_group, via_param)
 
 # harness.Sipwitness starts the binary with cwd=its temp dir: a relative
 # SIPWITNESS_BIN (build/sipwitness) would not be found there.
@@ -590,18 +590,7 @@ class Challenge(E2ETestCase):
                                     stderr=subprocess.STDOUT, cwd=self.tmp, start_new_session=True)
 
             def stop_baresip():
-                # 1st SIGTERM: unregister and quit; 2nd: quit now; then SIGKILL.
-                for sig, wait in ((signal.SIGTERM, 1.5), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-                    if proc.poll() is not None:
-                        break
-                    try:
-                        os.killpg(proc.pid, sig)
-                    except ProcessLookupError:
-                        break
-                    try:
-                        proc.wait(timeout=wait)
-                    except subprocess.TimeoutExpired:
-                        pass
+                stop_process_group(proc)
                 out.close()
             self.addCleanup(stop_baresip)
 

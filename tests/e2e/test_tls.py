@@ -49,6 +49,7 @@ sys.path.insert(0, str(HERE))
 
 import certs  # noqa: E402
 import harness  # noqa: E402
+from relay_common import body_of, lines_of  # noqa: E402
 from harness import (FAKE_AUTHORIZATION, HOST, SCENARIO_DIR, E2ETestCase, TcpClient,  # noqa: E402
                      find_message, free_port, header_values, make_request, start_line,
                      status_code, via_param)
@@ -58,15 +59,6 @@ if os.environ.get("SIPWITNESS_BIN") and not os.path.isabs(os.environ["SIPWITNESS
 
 BARESIP_DIR = HERE / "baresip"
 BARESIP_TIMEOUT = 12.0
-
-
-def lines_of(message: str) -> list[str]:
-    return [line.rstrip("\r") for line in message.split("\n")]
-
-
-def body_of(message: str) -> str:
-    text = message.replace("\r\n", "\n")
-    return text.split("\n\n", 1)[1].strip("\n") if "\n\n" in text else ""
 
 
 def uri_port(value: str) -> int | None:
@@ -825,18 +817,7 @@ class TlsTests(E2ETestCase):
                                 cwd=self.tmp, start_new_session=True)
 
         def stop():
-            # 1st SIGTERM: hang up, unregister and quit; 2nd: quit now; then SIGKILL.
-            for sig, wait in ((signal.SIGTERM, 1.5), (signal.SIGTERM, 1.5), (signal.SIGKILL, 5.0)):
-                if proc.poll() is not None:
-                    break
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                except subprocess.TimeoutExpired:
-                    pass
+            harness.stop_process_group(proc)
             if not out.closed:
                 out.close()
         self.addCleanup(stop)
