@@ -402,15 +402,6 @@ std::string_view to_string(Transport t) {
   return "udp";
 }
 
-std::string_view to_string(VerifyClients v) {
-  switch (v) {
-    case VerifyClients::none: return "none";
-    case VerifyClients::optional: return "optional";
-    case VerifyClients::require: return "require";
-  }
-  return "none";
-}
-
 std::optional<Transport> parse_transport(std::string_view text) {
   if (sip::iequals(text, "udp")) return Transport::udp;
   if (sip::iequals(text, "tcp")) return Transport::tcp;

@@ -145,7 +145,6 @@ Config load_file(const std::string& path);
 Config load_string(const std::string& yaml, const std::string& name);
 
 std::string_view to_string(Transport t);
-std::string_view to_string(VerifyClients v);
 std::optional<Transport> parse_transport(std::string_view text);
 // "300s", "5m", "1h", "1500ms" (rounded up to whole seconds), or a plain number of seconds.
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);

@@ -366,7 +366,7 @@ void Server::on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     if (c->tls && !c->tls->established() && nread == UV_EOF) {
       ++self->counters_.tls_failures;
       self->log_->warn("tls handshake with {} failed: closed by the peer during the handshake",
-                       self->describe(Flow{c->transport, c->remote, c->id, static_cast<std::uint32_t>(c->listener)}));
+                       self->describe(flow_of(*c)));
     }
     self->close_connection(*c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
     return;
@@ -382,10 +382,10 @@ bool Server::receive_tls(Connection& c, std::string_view ciphertext) {
   auto& session = *c.tls;
   bool ok = session.receive(ciphertext, c.inbuf);
   if (auto out = session.take_output(); !out.empty()) write_raw(c, std::move(out));  // handshake records, alerts
-  auto peer = describe(Flow{c.transport, c.remote, c.id, static_cast<std::uint32_t>(c.listener)});
   if (!ok) {
     ++counters_.tls_failures;
-    log_->warn("tls {} with {} failed: {}", session.established() ? "connection" : "handshake", peer, session.error());
+    log_->warn("tls {} with {} failed: {}", session.established() ? "connection" : "handshake", describe(flow_of(c)),
+               session.error());
     // Requests waiting for this connection learn it now (503), as with a failed connect.
     auto failures = std::move(c.on_failure);
     c.on_failure.clear();
@@ -395,7 +395,7 @@ bool Server::receive_tls(Connection& c, std::string_view ciphertext) {
     return false;
   }
   if (session.take_established_event()) {
-    log_->info("tls established with {}: {}", peer, session.describe());
+    log_->info("tls established with {}: {}", describe(flow_of(c)), session.describe());
     c.on_failure.clear();
   }
   return true;
@@ -403,7 +403,7 @@ bool Server::receive_tls(Connection& c, std::string_view ciphertext) {
 
 void Server::drain_stream(Connection& c) {
   std::size_t off = 0;
-  Source in{Flow{c.transport, c.remote, c.id, static_cast<std::uint32_t>(c.listener)}, c.listener};
+  Source in{flow_of(c), c.listener};
   while (!c.closing && off < c.inbuf.size()) {
     std::string_view view(c.inbuf.data() + off, c.inbuf.size() - off);
     // RFC 5626 4.4.1 keep-alive: a double CRLF ping gets a single CRLF pong;
@@ -626,7 +626,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
     }
     transport = chosen->transport;
     dst = chosen->address;
-    candidate = candidate_key(transport, dst);
+    candidate = connection_key(dst, transport);
     // With somewhere else to go, silence or a 503 moves the request on, and a
     // failed connection is waited out rather than answered with a 503.
     failover = m.method != "ACK" &&
@@ -870,10 +870,6 @@ void Server::resolve_upstream() {
   });
 }
 
-std::string Server::candidate_key(Transport transport, const Address& address) {
-  return connection_key(address, transport);
-}
-
 bool Server::is_down(const std::string& key, Clock::time_point now) const {
   auto it = down_until_.find(key);
   return it != down_until_.end() && it->second > now;
@@ -896,14 +892,14 @@ const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>&
   // A retransmission follows its first copy, unless that target was given up.
   if (earlier && !is_down(earlier->candidate, now))
     for (const auto& c : candidates)
-      if (candidate_key(c.transport, c.address) == earlier->candidate && usable(c)) return &c;
+      if (connection_key(c.address, c.transport) == earlier->candidate && usable(c)) return &c;
   for (const auto& c : candidates) {
-    auto key = candidate_key(c.transport, c.address);
+    auto key = connection_key(c.address, c.transport);
     if (usable(c) && !is_down(key, now) && !tried(key)) return &c;
   }
   // Every untried candidate is down: the first untried one still gets a chance.
   for (const auto& c : candidates)
-    if (usable(c) && !tried(candidate_key(c.transport, c.address))) return &c;
+    if (usable(c) && !tried(connection_key(c.address, c.transport))) return &c;
   for (const auto& c : candidates)
     if (usable(c)) return &c;
   return nullptr;
@@ -914,7 +910,7 @@ bool Server::has_alternative(const std::vector<dns::Candidate>& candidates, cons
   auto now = Clock::now();
   auto it = upstream_requests_.find(branch);
   for (const auto& c : candidates) {
-    auto key = candidate_key(c.transport, c.address);
+    auto key = connection_key(c.address, c.transport);
     if (key == chosen || !usable(c) || is_down(key, now)) continue;
     if (it != upstream_requests_.end() &&
         std::find(it->second.tried.begin(), it->second.tried.end(), key) != it->second.tried.end())
@@ -976,7 +972,7 @@ bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
   std::string branch(via->branch);
   auto it = upstream_requests_.find(branch);
   if (it == upstream_requests_.end()) return true;
-  auto from = candidate_key(in.flow.transport, in.flow.remote);
+  auto from = connection_key(in.flow.remote, in.flow.transport);
   auto& r = it->second;
   if (auto down = down_until_.find(from); down != down_until_.end() && down->second <= Clock::now()) {
     log_->info("upstream {} answers again", from);
@@ -987,9 +983,7 @@ bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
     // A late answer from a target this request has left: a final error is
     // acknowledged and kept from the phone, who waits for the new target.
     if (std::find(r.tried.begin(), r.tried.end(), from) == r.tried.end() || m.status < 300) return true;
-    if (is_invite)
-      if (auto sent = sip::parse(r.original, framing_of(r.in.flow.transport), limits_))
-        send_to_flow(in.flow, make_ack(*sent, m));
+    if (is_invite) acknowledge(r.forwarded, m, in.flow);
     ++counters_.absorbed;
     return false;
   }
@@ -1012,12 +1006,15 @@ bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
   auto forwarded = r.forwarded;
   mark_down(from, retry, "answered 503 " + std::string(m.reason));
   if (!fail_over(branch)) return true;  // nowhere else to go: the phone gets the 503
-  if (is_invite)
-    if (auto sent = sip::parse(forwarded, framing_of(in.flow.transport), limits_)) send_to_flow(in.flow, make_ack(*sent, m));
+  if (is_invite) acknowledge(forwarded, m, in.flow);
   ++counters_.absorbed;
   log_->info("failover: 503 from {} for {} call-id={} answered by trying the next target", from, m.cseq_method,
              m.value(sip::HeaderId::CallId));
   return false;
+}
+
+void Server::acknowledge(const std::string& invite_sent, const sip::Message& response, const Flow& to) {
+  if (auto sent = sip::parse(invite_sent, framing_of(to.transport), limits_)) send_to_flow(to, make_ack(*sent, response));
 }
 
 void Server::check_upstream_silence() {
@@ -1088,6 +1085,10 @@ std::string Server::sealed(std::string bytes, Transport transport) {
 }
 
 // ---- connections ----------------------------------------------------------
+
+Flow Server::flow_of(const Connection& c) {
+  return Flow{c.transport, c.remote, c.id, static_cast<std::uint32_t>(c.listener)};
+}
 
 std::string Server::connection_key(const Address& remote, Transport transport) {
   return std::string(config::to_string(transport)) + ":" + remote.to_string();

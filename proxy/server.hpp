@@ -121,7 +121,6 @@ class Server {
   bool has_alternative(const std::vector<dns::Candidate>& candidates, const std::string& chosen,
                        const std::string& branch);
   bool usable(const dns::Candidate& c) { return listener_for(c.transport, c.address.family()) != nullptr; }
-  static std::string candidate_key(Transport transport, const Address& address);
   void mark_down(const std::string& key, std::chrono::seconds how_long, const std::string& why);
   bool is_down(const std::string& key, Clock::time_point now) const;
   // Failover: remembers a request sent to an upstream candidate until its final
@@ -132,6 +131,8 @@ class Server {
   // An upstream response to a remembered request: false when it is absorbed
   // here (a 503 answered by failing over, or a late answer from a target left).
   bool note_upstream_response(const sip::Message& m, const Source& in);
+  // The ACK for a non-2xx final response to an INVITE we sent (invite_sent: its bytes).
+  void acknowledge(const std::string& invite_sent, const sip::Message& response, const Flow& to);
   void check_upstream_silence();
   Listener* listener_for(Transport t, int family);
   // The preferred listener (a flow's) when it fits the transport and family, else as above.
@@ -153,6 +154,7 @@ class Server {
   Connection* open_connection(const Address& dst, Transport transport, std::string_view tls_name);
   Connection* find_connection(const Address& remote, Transport transport);
   static std::string connection_key(const Address& remote, Transport transport);
+  static Flow flow_of(const Connection& c);
   // Plaintext out: through the TLS session when there is one.
   void write(Connection& conn, std::string bytes);
   void write_raw(Connection& conn, std::string bytes);
@@ -207,17 +209,17 @@ class Server {
   };
   UpstreamDns upstream_dns_;
   struct UpstreamRequest {
-    std::string candidate;  // candidate_key of where it went last
+    std::string candidate;  // connection_key of where it went last
     std::vector<std::string> tried;
     Clock::time_point sent;
     bool answered = false;  // a provisional response came: the target is alive
     std::string original;   // as received, to forward again
-    std::string forwarded;  // as sent last, for the ACK of a 503
+    std::string forwarded;  // as sent last: Request-URI and Route for the ACK of a 503
     Source in;
     std::optional<std::size_t> own_credentials;  // index of our Proxy-Authorization in the headers
   };
   std::unordered_map<std::string, UpstreamRequest> upstream_requests_;  // by our branch
-  std::unordered_map<std::string, Clock::time_point> down_until_;       // by candidate_key
+  std::unordered_map<std::string, Clock::time_point> down_until_;       // by connection_key
   uv_timer_t failover_timer_{};
   std::vector<Address> literal_;  // resolve()'s answer for an IP literal or a refused name
   std::size_t replays_pending_ = 0;

@@ -1,12 +1,12 @@
 #include "tls.hpp"
 
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <array>
 
+#include "proxy/address.hpp"
 #include "proxy/sip/text.hpp"
 
 namespace sw::proxy::tls {
@@ -24,11 +24,6 @@ std::string openssl_reasons() {
     out += text;
   }
   return out.empty() ? "unknown TLS error" : out;
-}
-
-bool is_ip_literal(const std::string& host) {
-  std::array<unsigned char, 16> ip{};
-  return inet_pton(AF_INET, host.c_str(), ip.data()) == 1 || inet_pton(AF_INET6, host.c_str(), ip.data()) == 1;
 }
 
 std::string common_name(X509* cert) {
@@ -184,7 +179,7 @@ std::unique_ptr<Session> Session::connect(std::shared_ptr<Context> ctx, std::str
   SSL_set_app_data(ssl, s.get());
   SSL_set_connect_state(ssl);
   // RFC 6066: SNI carries host names only.
-  if (!s->peer_name_.empty() && !is_ip_literal(s->peer_name_)) SSL_set_tlsext_host_name(ssl, s->peer_name_.c_str());
+  if (!s->peer_name_.empty() && !Address::from_ip(s->peer_name_, 0)) SSL_set_tlsext_host_name(ssl, s->peer_name_.c_str());
   if (resume) SSL_set_session(ssl, resume.get());
   s->step();  // the ClientHello
   return s;
@@ -322,7 +317,7 @@ bool names_domain(X509* cert, std::string_view domain) {
   if (!cert || domain.empty()) return false;
   std::string name(domain);
   if (name.size() > 2 && name.front() == '[') name = name.substr(1, name.size() - 2);
-  if (is_ip_literal(name)) return X509_check_ip_asc(cert, name.c_str(), 0) == 1;
+  if (Address::from_ip(name, 0)) return X509_check_ip_asc(cert, name.c_str(), 0) == 1;
   if (name.back() == '.') name.pop_back();
   auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names) {

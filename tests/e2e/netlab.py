@@ -55,6 +55,9 @@ import unittest
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import stop_process_group  # noqa: E402
 
 ROLES = ("phone", "router", "provider")
 ROLE_SUFFIX = {"phone": "p", "router": "r", "provider": "v"}  # v: voice provider
@@ -224,19 +227,8 @@ table ip {NAT_TABLE} {{
 
     def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 2.0) -> int:
         """Signal proc's process group with sig, SIGKILL after timeout; its exit code."""
-        if proc.poll() is None:  # only a leader not yet reaped: its pid cannot be reused
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
+        # Only a leader not yet reaped is signalled: its pid cannot be reused.
+        stop_process_group(proc, ((sig, timeout), (signal.SIGKILL, 5.0)))
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
