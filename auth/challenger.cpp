@@ -17,8 +17,8 @@ constexpr std::size_t kMaxSources = 65536;
 // One client transaction from one address: a retransmission matches it, another
 // request reusing a branch someone saw does not.
 std::string transaction_key(const sip::Message& m, std::string_view source) {
-  auto via = sip::parse_via(sip::top_via(m));
-  if (!via || via->branch.empty()) return {};
+  const auto* via = &m.via;
+  if (via->branch.empty()) return {};
   std::string key(via->branch);
   for (auto part : {via->sent_by, m.method, m.value(sip::HeaderId::CallId), m.value(sip::HeaderId::CSeq), source}) {
     key += '\x1f';
@@ -118,7 +118,7 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
   // were authorised with the dialog.
   if (r.method == "ACK" || r.method == "CANCEL") return pass;
   if (std::find(settings_.methods.begin(), settings_.methods.end(), r.method) == settings_.methods.end()) return pass;
-  if (!sip::tag_of(r.value(sip::HeaderId::To)).empty()) return pass;
+  if (!r.to_tag.empty()) return pass;
 
   auto key = transaction_key(r, source);
   if (auto it = recent_.find(key); it != recent_.end() && now - it->second.at < kTransactionLifetime) {

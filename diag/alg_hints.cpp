@@ -256,11 +256,8 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
       if (h.id == HeaderId::Via)
         sip::for_each_list_item(h.value, [&](std::string_view) { return ++vias < 2; });
     if (vias != 1) return {};
-    auto top = sip::top_via(m);
-    if (auto parsed = sip::parse_via(top); parsed) {
-      via = *parsed;
-      via_ip = parse_ip(via->host);
-    }
+    via = m.via;
+    via_ip = parse_ip(via->host);
   }
   std::optional<Ip> source;
   if (auto s = parse_ip(source_ip); s && public_ip(*s)) source = s;  // a private source: no NAT in between
@@ -268,7 +265,7 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
   // Only a request that starts a dialog carries a Call-ID the phone made; in
   // a dialog the other side may have made it (an incoming call's Call-ID can
   // name the provider's private network).
-  bool out_of_dialog = m.is_request && sip::tag_of(m.value(HeaderId::To)).empty();
+  bool out_of_dialog = m.is_request && m.to_tag.empty();
   std::optional<Seen> call_id = out_of_dialog ? call_id_host(m) : std::nullopt;
   if (!is_private_v4(call_id)) call_id.reset();
 
@@ -297,16 +294,17 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
   // Rule 2: an address an ALG rewrites is public while one it leaves alone
   // still names the LAN. A phone using STUN can look the same, hence "likely".
   if (call_id) {
-    auto was = "; the Call-ID still names private " + str(call_id->addr);
+    // Built only when a hint is given: phones behind NAT name private Call-IDs all day.
+    auto was = [&] { return "; the Call-ID still names private " + str(call_id->addr); };
     if (via && public_v4(via_ip))
       hints.add("public_via_private_callid", "Via", sip::top_via(m),
-                "Via sent-by " + str(via->host) + " is public" + was);
+                "Via sent-by " + str(via->host) + " is public" + was());
     if (public_contact)
       hints.add("public_contact_private_callid", "Contact", public_contact->value,
-                "Contact host " + str(public_contact->addr) + " is public" + was);
+                "Contact host " + str(public_contact->addr) + " is public" + was());
     if (sdp.public_c && !c_learned)
       hints.add("public_sdp_private_callid", "SDP c=", sdp.public_c->value,
-                "SDP c= " + str(sdp.public_c->addr) + " is public" + was);
+                "SDP c= " + str(sdp.public_c->addr) + " is public" + was());
   }
   if (sdp.public_c && !c_learned) {
     const auto& c = *sdp.public_c;

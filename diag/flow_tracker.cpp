@@ -19,7 +19,7 @@ std::string flow_key(const sip::Message& m) {
   key += '\x1f';
   key += m.cseq_method;
   key += '\x1f';
-  key += sip::tag_of(m.value(sip::HeaderId::From));
+  key += m.from_tag;
   return key;
 }
 
@@ -63,7 +63,7 @@ void FlowTracker::on_message(const Observed& e) {
 void FlowTracker::on_request(const Observed& e) {
   const auto& m = e.message;
   if (m.method == "ACK" || m.method == "CANCEL") return;
-  if (!sip::tag_of(m.value(sip::HeaderId::To)).empty()) return;  // in-dialog: authorised with the dialog
+  if (!m.to_tag.empty()) return;  // in-dialog: authorised with the dialog
   auto key = flow_key(m);
   auto* flow = find(key);
   if (!flow) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstring>
 
 #include "proxy/sip/text.hpp"
@@ -49,15 +50,33 @@ std::uint16_t Address::port() const {
 
 std::string Address::ip() const {
   char buf[INET6_ADDRSTRLEN] = "";
-  if (family() == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr, buf, sizeof buf);
-  else if (family() == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr, buf, sizeof buf);
-  return buf;
+  return std::string(buf, write_ip(buf));
+}
+
+char* Address::write_ip(char* out) const {
+  if (family() == AF_INET)
+    return sip::write_ipv4(reinterpret_cast<const unsigned char*>(&reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr),
+                           out);
+  if (family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr, out, INET6_ADDRSTRLEN);
+    return out + std::strlen(out);
+  }
+  return out;
 }
 
 std::string Address::host() const { return family() == AF_INET6 ? "[" + ip() + "]" : ip(); }
 
-std::string Address::to_string() const { return host() + ":" + std::to_string(port()); }
+std::string Address::to_string() const {
+  // Formatted for every message (flow keys, Via received=, observers): no sprintf.
+  char buf[INET6_ADDRSTRLEN + 8];
+  char* out = buf;
+  if (family() == AF_INET6) *out++ = '[';
+  out = write_ip(out);
+  if (family() == AF_INET6) *out++ = ']';
+  *out++ = ':';
+  out = std::to_chars(out, buf + sizeof buf, port()).ptr;
+  return std::string(buf, out);
+}
 
 bool Address::same_ip(const Address& o) const {
   if (family() != o.family()) return false;

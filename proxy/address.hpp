@@ -25,6 +25,8 @@ class Address {
   int family() const { return ss_.ss_family; }
   std::uint16_t port() const;
   std::string ip() const;          // without brackets
+  // Writes ip() at out (room for INET6_ADDRSTRLEN) and returns the end.
+  char* write_ip(char* out) const;
   std::string host() const;        // IPv6 in brackets, for URIs and Via
   std::string to_string() const;   // host:port
   bool same_ip(const Address& o) const;

@@ -43,9 +43,7 @@ void BindingTable::remember_register(const std::string& branch, const sip::Messa
 }
 
 std::size_t BindingTable::on_register_response(const sip::Message& response, Clock::time_point now) {
-  auto via = sip::parse_via(sip::top_via(response));
-  if (!via) return 0;
-  auto it = pending_.find(std::string(via->branch));
+  auto it = pending_.find(std::string(response.via.branch));
   if (it == pending_.end()) return 0;
   auto pending = std::move(it->second);
   pending_.erase(it);

@@ -56,7 +56,7 @@ const char* transport_upper(Transport t) {
 
 std::string loop_hash(const sip::Message& r) {
   Fnv64 h;
-  h.add(sip::tag_of(r.value(sip::HeaderId::From)))
+  h.add(r.from_tag)
       .add(r.value(sip::HeaderId::CallId))
       .add(r.request_uri)
       .add(std::uint64_t{r.cseq_number});
@@ -69,15 +69,13 @@ std::string loop_hash(const sip::Message& r) {
 }
 
 std::string compute_branch(const sip::Message& r) {
-  auto top = sip::top_via(r);
   Fnv64 tx;
-  auto via = sip::parse_via(top);
-  if (via && via->branch.starts_with(sip::kMagicCookie)) {
+  if (r.via.branch.starts_with(sip::kMagicCookie)) {
     // RFC 3261 branches are unique per transaction already; CANCEL and non-2xx ACK reuse them.
-    tx.add(via->branch).add(via->sent_by);
+    tx.add(r.via.branch).add(r.via.sent_by);
   } else {
     // RFC 2543 clients: the transaction is identified by its content (17.2.3).
-    tx.add(top).add(r.value(sip::HeaderId::CallId)).add(sip::tag_of(r.value(sip::HeaderId::From)))
+    tx.add(sip::top_via(r)).add(r.value(sip::HeaderId::CallId)).add(r.from_tag)
         .add(std::uint64_t{r.cseq_number});
   }
   return std::string(kBranchPrefix) + tx.hex() + "." + loop_hash(r);

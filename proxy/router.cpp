@@ -45,10 +45,10 @@ RequestDecision absorb(const char* detail) {
 
 RequestDecision route_request(const sip::Message& r, const Inbound& in, const RoutingContext& ctx,
                               bool record_route, bool add_path) {
-  const bool in_dialog = !sip::tag_of(r.value(sip::HeaderId::To)).empty();
+  const bool in_dialog = !r.to_tag.empty();
 
   // An ACK for a final response we generated ends here (RFC 3261 17.2.1).
-  if (r.method == "ACK" && in_dialog && sip::tag_of(r.value(sip::HeaderId::To)) == ctx.local_tag)
+  if (r.method == "ACK" && in_dialog && r.to_tag == ctx.local_tag)
     return absorb("ACK for a response of ours");
   // 16.3 step 3 and 4.
   if (const auto* mf = r.first(sip::HeaderId::MaxForwards); mf && mf->value == "0") {
@@ -129,25 +129,28 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
 
 ResponseDecision route_response(const sip::Message& response, const std::vector<LocalEndpoint>& ours) {
   ResponseDecision d;
-  std::vector<std::string_view> vias;
+  // The top Via was parsed with the message; only the second is read here.
+  std::string_view second;
+  std::size_t seen = 0;
   for (const auto& h : response.headers) {
     if (h.id != sip::HeaderId::Via) continue;
     sip::for_each_list_item(h.value, [&](std::string_view v) {
-      vias.push_back(v);
-      return vias.size() < 2;
+      if (++seen == 2) second = v;
+      return seen < 2;
     });
-    if (vias.size() >= 2) break;
+    if (seen >= 2) break;
   }
-  auto top = sip::parse_via(vias.empty() ? std::string_view{} : vias[0]);
-  if (!top || !is_ours(top->host, top->port, ours) || !top->branch.starts_with(kBranchPrefix)) {
+  const auto* top = &response.via;
+  if (sip::top_via(response).empty() || !is_ours(top->host, top->port, ours) ||
+      !top->branch.starts_with(kBranchPrefix)) {
     d.drop_reason = "top Via is not ours";
     return d;
   }
-  if (vias.size() < 2) {
+  if (seen < 2) {
     d.drop_reason = "no Via left after ours";
     return d;
   }
-  auto next = sip::parse_via(vias[1]);
+  auto next = sip::parse_via(second);
   if (!next) {
     d.drop_reason = "malformed second Via";
     return d;

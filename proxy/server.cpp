@@ -967,9 +967,7 @@ bool Server::fail_over(const std::string& branch) {
 }
 
 bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
-  auto via = sip::parse_via(sip::top_via(m));
-  if (!via) return true;
-  std::string branch(via->branch);
+  std::string branch(m.via.branch);
   auto it = upstream_requests_.find(branch);
   if (it == upstream_requests_.end()) return true;
   auto from = connection_key(in.flow.remote, in.flow.transport);

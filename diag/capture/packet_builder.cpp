@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "diag/capture/wire.hpp"
+#include "proxy/sip/text.hpp"
 
 namespace sw::capture {
 namespace {
@@ -117,10 +118,7 @@ std::string IpEndpoint::to_string() const {
     out += std::strlen(out);
     *out++ = ']';
   } else {
-    for (int i = 0; i < 4; ++i) {
-      if (i) *out++ = '.';
-      out = std::to_chars(out, end, addr[static_cast<std::size_t>(i)]).ptr;
-    }
+    out = sip::write_ipv4(addr.data(), out);
   }
   *out++ = ':';
   out = std::to_chars(out, end, port).ptr;

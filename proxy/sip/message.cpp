@@ -114,14 +114,14 @@ Result<bool> parse_request_line(std::string_view line, Message& m) {
   auto version = line.substr(sp2 + 1);
   if (!is_token(m.method)) return Error{Errc::bad_start_line, "method is not a token"};
   if (m.request_uri.empty()) return Error{Errc::bad_start_line, "empty Request-URI"};
-  if (version.find_first_of(" \t") != std::string_view::npos)
+  if (contains_any(version, " \t"))
     return Error{Errc::bad_start_line, "extra whitespace in request line"};
   if (!is_sip_version(version)) {
     if (is_other_sip_version(version)) return Error{Errc::bad_version, "unsupported SIP version"};
     return Error{Errc::bad_start_line, "bad SIP version in request line"};
   }
   if (m.request_uri.front() == '<') return Error{Errc::bad_uri, "Request-URI enclosed in <>"};
-  if (m.request_uri.find_first_of("\t") != std::string_view::npos)
+  if (m.request_uri.find('\t') != std::string_view::npos)
     return Error{Errc::bad_uri, "whitespace in Request-URI"};
   if (!parse_uri(m.request_uri)) return Error{Errc::bad_uri, "malformed Request-URI"};
   m.is_request = true;
@@ -179,15 +179,24 @@ Result<bool> check_headers(Message& m) {
   if (!has(HeaderId::CallId)) return Error{Errc::missing_header, "missing Call-ID"};
   if (!has(HeaderId::CSeq)) return Error{Errc::missing_header, "missing CSeq"};
   if (m.value(HeaderId::CallId).empty()) return Error{Errc::bad_header, "empty Call-ID"};
-  if (!parse_name_addr(m.value(HeaderId::From))) return Error{Errc::bad_header, "malformed From"};
-  if (!parse_name_addr(m.value(HeaderId::To))) return Error{Errc::bad_header, "malformed To"};
+  auto from = parse_name_addr(m.value(HeaderId::From));
+  if (!from) return Error{Errc::bad_header, "malformed From"};
+  auto to = parse_name_addr(m.value(HeaderId::To));
+  if (!to) return Error{Errc::bad_header, "malformed To"};
+  m.from_tag = find_param(from->params, "tag").value_or(std::string_view{});
+  m.to_tag = find_param(to->params, "tag").value_or(std::string_view{});
   // Every Via element must be well formed: responses are routed by them.
   for (const auto& h : m.headers) {
     if (h.id != HeaderId::Via) continue;
     bool vias_ok = true, any = false;
     bool balanced = for_each_list_item(h.value, [&](std::string_view item) {
       any = true;
-      vias_ok = parse_via(item).ok();
+      auto via = parse_via(item);
+      vias_ok = via.ok();
+      if (vias_ok && m.top_via_element.empty()) {
+        m.top_via_element = item;
+        m.via = *via;
+      }
       return vias_ok;
     });
     if (!balanced || !vias_ok || !any) return Error{Errc::bad_via, "malformed Via"};
@@ -318,17 +327,6 @@ Result<std::size_t> frame_stream(std::string_view buffer, const ParseLimits& lim
 std::string_view media_type(const Message& m) {
   auto type = m.value(HeaderId::ContentType);
   return trim(type.substr(0, type.find(';')));
-}
-
-std::string_view top_via(const Message& m) {
-  const auto* h = m.first(HeaderId::Via);
-  if (!h) return {};
-  std::string_view first;
-  for_each_list_item(h->value, [&](std::string_view item) {
-    first = item;
-    return false;
-  });
-  return first;
 }
 
 std::string_view tag_of(std::string_view from_or_to) {

@@ -8,6 +8,7 @@
 
 #include "header.hpp"
 #include "result.hpp"
+#include "uri.hpp"
 
 namespace sw::sip {
 
@@ -41,6 +42,12 @@ struct Message {
   std::string_view body;
   std::uint32_t cseq_number = 0;
   std::string_view cseq_method;
+  // Kept from parse's own checks: routing, the diagnosis and the hints read
+  // them for every message, and parsing them again each time cost a third of
+  // the relay's instructions.
+  std::string_view top_via_element;  // the first Via element, as written
+  Via via;                           // that element, parsed
+  std::string_view from_tag, to_tag; // "tag" parameters, "" when absent
 
   const Header* first(HeaderId id) const;
   std::size_t count(HeaderId id) const;
@@ -59,12 +66,13 @@ Result<Message> parse(std::string_view bytes, Framing framing, const ParseLimits
 // CRLF keep-alives must be consumed first). Errc::incomplete means "need more bytes".
 Result<std::size_t> frame_stream(std::string_view buffer, const ParseLimits& limits = {});
 
-// Value of the "tag" parameter of a From/To header value, or "".
+// Value of the "tag" parameter of a From/To header value, or "" (a parsed
+// Message has them in from_tag and to_tag).
 std::string_view tag_of(std::string_view from_or_to);
 
 // The first element of the first Via header (a Via line may carry several,
 // comma-separated), or "".
-std::string_view top_via(const Message& m);
+inline std::string_view top_via(const Message& m) { return m.top_via_element; }
 
 // The Content-Type's media type without parameters ("application/sdp"), or "".
 std::string_view media_type(const Message& m);

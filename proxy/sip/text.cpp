@@ -1,5 +1,7 @@
 #include "text.hpp"
 
+#include <charconv>
+
 namespace sw::sip {
 
 std::optional<std::string_view> find_param(std::string_view params, std::string_view name) {
@@ -22,6 +24,22 @@ std::optional<std::string_view> find_param(std::string_view params, std::string_
     i = end;
   }
   return std::nullopt;
+}
+
+bool contains_any(std::string_view text, std::string_view chars) {
+  bool wanted[256] = {};
+  for (char c : chars) wanted[static_cast<unsigned char>(c)] = true;
+  for (char c : text)
+    if (wanted[static_cast<unsigned char>(c)]) return true;
+  return false;
+}
+
+char* write_ipv4(const unsigned char* bytes, char* out) {
+  for (int i = 0; i < 4; ++i) {
+    if (i) *out++ = '.';
+    out = std::to_chars(out, out + 3, bytes[i]).ptr;
+  }
+  return out;
 }
 
 }  // namespace sw::sip

@@ -97,4 +97,14 @@ bool for_each_list_item(std::string_view value, F&& f) {
 // case-insensitively; quoted values are returned with their quotes.
 std::optional<std::string_view> find_param(std::string_view params, std::string_view name);
 
+// Whether text holds any of chars: one pass over text with a byte table
+// (string_view::find_first_of calls memchr on chars for every byte of text,
+// a quarter of the parser's time on URIs).
+bool contains_any(std::string_view text, std::string_view chars);
+
+// Writes an IPv4 address (4 bytes, network order) in dotted form at out and
+// returns the end. Faster than inet_ntop, which goes through sprintf: the
+// proxy and the capture reader format addresses for every message.
+char* write_ipv4(const unsigned char* bytes, char* out);
+
 }  // namespace sw::sip

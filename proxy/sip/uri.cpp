@@ -59,7 +59,7 @@ Result<Uri> parse_uri(std::string_view text) {
           c == '-' || c == '.'))
       return Error{Errc::bad_uri, "malformed URI scheme"};
   auto rest = text.substr(colon + 1);
-  if (rest.find_first_of(" \t\r\n<>\"") != std::string_view::npos)
+  if (contains_any(rest, " \t\r\n<>\""))
     return Error{Errc::bad_uri, "forbidden character in URI"};
   if (!u.is_sip()) return u;  // other schemes (tel:, urn:) are opaque to routing
 
@@ -199,25 +199,44 @@ Result<Via> parse_via(std::string_view element) {
   skip_ws();
   v.params = trim(element.substr(i));
   if (!v.params.empty() && v.params.front() != ';') return Error{Errc::bad_via, "garbage after Via sent-by"};
-  // Every parameter needs a name (RFC 4475 3.1.2.1: ";;,;,," is invalid).
-  bool in_quote = false;
-  for (std::size_t p = 0; p < v.params.size(); ++p) {
-    if (in_quote) {
-      if (v.params[p] == '\\') ++p;
-      else if (v.params[p] == '"') in_quote = false;
-      continue;
-    }
-    if (v.params[p] == '"') in_quote = true;
-    if (v.params[p] != ';') continue;
+  // One pass over the parameters: every one needs a name (RFC 4475 3.1.2.1:
+  // ";;,;,," is invalid), and branch, received and rport are picked up on the
+  // way (Vias are read several times per message: a second scan costs).
+  bool branch_seen = false, received_seen = false;
+  std::size_t p = 0;
+  while (p < v.params.size()) {
+    // v.params starts with ';' and p sits on one here.
     std::size_t first = p + 1;
     while (first < v.params.size() && is_ws(v.params[first])) ++first;
     if (first >= v.params.size() || !is_token_char(v.params[first])) return Error{Errc::bad_via, "empty Via parameter"};
-  }
-  v.branch = find_param(v.params, "branch").value_or(std::string_view{});
-  v.received = find_param(v.params, "received").value_or(std::string_view{});
-  if (auto rport = find_param(v.params, "rport")) {
-    v.has_rport = true;
-    v.rport = *rport;
+    std::size_t end = first;
+    bool in_quote = false;
+    for (; end < v.params.size(); ++end) {
+      if (in_quote) {
+        if (v.params[end] == '\\') ++end;
+        else if (v.params[end] == '"') in_quote = false;
+      } else if (v.params[end] == '"') {
+        in_quote = true;
+      } else if (v.params[end] == ';') {
+        break;
+      }
+    }
+    auto param = v.params.substr(first, std::min(end, v.params.size()) - first);
+    auto eq = param.find('=');
+    auto param_name = trim(param.substr(0, eq));
+    auto value = eq == std::string_view::npos ? std::string_view{} : trim(param.substr(eq + 1));
+    // The first occurrence counts, as find_param reads it.
+    if (!branch_seen && iequals(param_name, "branch")) {
+      branch_seen = true;
+      v.branch = value;
+    } else if (!received_seen && iequals(param_name, "received")) {
+      received_seen = true;
+      v.received = value;
+    } else if (!v.has_rport && iequals(param_name, "rport")) {
+      v.has_rport = true;
+      v.rport = value;
+    }
+    p = end;
   }
   return v;
 }

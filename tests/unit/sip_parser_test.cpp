@@ -582,6 +582,28 @@ TEST(ListItems, MultipleViaValuesInOneHeader) {
                                                   "third.example.com"}));
 }
 
+// parse keeps the top Via (parsed) and the From/To tags, which every layer
+// above reads for each message.
+TEST(ListItems, TopViaAndTagsAreKeptByParse) {
+  Lines h = without(base_headers(), {"Via", "From", "To"});
+  h.push_back("v: SIP/2.0/TCP first.example.com:5062;rport;branch=z9hG4bK1, SIP/2.0/UDP second.example.com");
+  h.push_back("Via: SIP/2.0/UDP third.example.com;branch=z9hG4bK3");
+  h.push_back("f: \"A, ;tag=no\" <sip:a@example.com;tag=uri-param>;tag=from1");
+  h.push_back("To: <sip:b@example.com>");
+  std::string bytes = build(kInviteLine, h);
+  auto r = parse(bytes, Framing::datagram);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(sw::sip::top_via(*r), "SIP/2.0/TCP first.example.com:5062;rport;branch=z9hG4bK1");
+  EXPECT_EQ(r->via.transport, "TCP");
+  EXPECT_EQ(r->via.host, "first.example.com");
+  EXPECT_EQ(r->via.port, 5062);
+  EXPECT_EQ(r->via.branch, "z9hG4bK1");
+  EXPECT_TRUE(r->via.has_rport);
+  EXPECT_EQ(r->from_tag, "from1");
+  EXPECT_EQ(r->from_tag, sw::sip::tag_of(r->value(HeaderId::From)));
+  EXPECT_EQ(r->to_tag, "");
+}
+
 // ---------------------------------------------------------------------------
 // Limits
 

@@ -393,6 +393,24 @@ TEST(ParseVia, QuotedParameterValueMayEndInSemicolon) {
 }
 
 // sent-by = host [ COLON port ] with COLON = SWS ":" SWS (RFC 3261 25.1).
+// branch, received and rport are read in the same pass that checks every
+// parameter has a name: the first occurrence counts, names in any case, and a
+// ';' inside a quoted value does not start a parameter.
+TEST(ParseVia, ParametersReadInOnePass) {
+  auto v = parse_via("SIP/2.0/UDP h;x=\";branch=fake\";BRANCH=z9hG4bKone;branch=z9hG4bKtwo;Received = 192.0.2.9;rport=5070");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->branch, "z9hG4bKone");
+  EXPECT_EQ(v->received, "192.0.2.9");
+  EXPECT_TRUE(v->has_rport);
+  EXPECT_EQ(v->rport, "5070");
+  auto flag = parse_via("SIP/2.0/UDP h;branch;rport");
+  ASSERT_TRUE(flag.ok());
+  EXPECT_EQ(flag->branch, "");
+  EXPECT_TRUE(flag->has_rport);
+  EXPECT_EQ(flag->rport, "");
+  EXPECT_FALSE(parse_via("SIP/2.0/UDP h;branch=z9hG4bK1; ;rport").ok());
+}
+
 TEST(ParseVia, WhitespaceAroundSentByColon) {
   auto r = parse_via("SIP/2.0/UDP host.example.com : 5060;branch=z9hG4bK1");
   ASSERT_TRUE(r.ok()) << r.error().detail;
