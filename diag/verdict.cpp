@@ -2,7 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
+#include <algorithm>
+#include <charconv>
 #include <ctime>
 
 namespace sw::diag {
@@ -75,10 +76,31 @@ std::string iso8601_utc(std::chrono::system_clock::time_point t) {
   auto secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[64];  // sized for any int fields, so the format cannot truncate
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(((ms % 1000) + 1000) % 1000));
-  return buf;
+  // By hand rather than snprintf: one timestamp per verdict, on the relay's path.
+  char buf[64];
+  char* out = buf;
+  auto put = [&](long long value, long width) {
+    char digits[24];
+    auto* end = std::to_chars(digits, digits + sizeof digits, value < 0 ? -value : value).ptr;
+    if (value < 0) *out++ = '-';
+    for (auto n = end - digits; n < width; ++n) *out++ = '0';
+    out = std::copy(digits, end, out);
+  };
+  put(tm.tm_year + 1900LL, 4);
+  *out++ = '-';
+  put(tm.tm_mon + 1, 2);
+  *out++ = '-';
+  put(tm.tm_mday, 2);
+  *out++ = 'T';
+  put(tm.tm_hour, 2);
+  *out++ = ':';
+  put(tm.tm_min, 2);
+  *out++ = ':';
+  put(tm.tm_sec, 2);
+  *out++ = '.';
+  put(((ms % 1000) + 1000) % 1000, 3);
+  *out++ = 'Z';
+  return std::string(buf, out);
 }
 
 namespace {
@@ -94,7 +116,109 @@ std::string evidence_text(const EvidenceValue& v) {
   return to_json(v).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+namespace {
+
+// The verdict line without building a JSON document: a verdict is written per
+// flow, OPTIONS keep-alives included. Covers ASCII text, integers, flags and
+// lists; false for anything else (bytes >= 0x80, decimals), which then goes
+// through nlohmann. Escapes exactly as nlohmann's dump does.
+bool append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0;  // start of the run of bytes copied as they are
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80) return false;
+    if (u >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.substr(plain, i - plain));
+    plain = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[u >> 4];
+        out += kHex[u & 0xf];
+    }
+  }
+  out.append(text.substr(plain));
+  out += '"';
+  return true;
+}
+
+void append_json_number(std::string& out, long long n) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+}
+
+bool append_json_value(std::string& out, const EvidenceValue& value) {
+  if (const auto* text = std::get_if<std::string>(&value)) return append_json_string(out, *text);
+  if (const auto* n = std::get_if<long long>(&value)) {
+    append_json_number(out, *n);
+    return true;
+  }
+  if (const auto* flag = std::get_if<bool>(&value)) {
+    out += *flag ? "true" : "false";
+    return true;
+  }
+  if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
+    out += '[';
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      if (i) out += ',';
+      if (!append_json_string(out, (*list)[i])) return false;
+    }
+    out += ']';
+    return true;
+  }
+  return false;  // a decimal: nlohmann's number formatting
+}
+
+bool append_json_key(std::string& out, std::string_view key, bool first = false) {
+  if (!first) out += ',';
+  if (!append_json_string(out, key)) return false;
+  out += ':';
+  return true;
+}
+
+bool append_json_field(std::string& out, std::string_view key, std::string_view text, bool first = false) {
+  return append_json_key(out, key, first) && append_json_string(out, text);
+}
+
+bool write_verdict_json(std::string& out, const Verdict& v) {
+  out += '{';
+  if (!append_json_field(out, "ts", iso8601_utc(v.ts), true) || !append_json_field(out, "call_id", v.call_id) ||
+      !append_json_field(out, "method", v.method) || !append_json_field(out, "aor", v.aor) ||
+      !append_json_field(out, "user", v.user) || !append_json_field(out, "source", v.source) ||
+      !append_json_field(out, "verdict", to_string(v.verdict)) ||
+      !append_json_field(out, "confidence", to_string(v.confidence)))
+    return false;
+  append_json_key(out, "challenges");
+  append_json_number(out, v.challenges);
+  append_json_key(out, "final_status");
+  append_json_number(out, v.final_status);
+  append_json_key(out, "evidence");
+  out += '{';
+  for (std::size_t i = 0; i < v.evidence.size(); ++i)
+    if (!append_json_key(out, v.evidence[i].first, i == 0) || !append_json_value(out, v.evidence[i].second))
+      return false;
+  out += '}';
+  if (!append_json_field(out, "hint", v.hint)) return false;
+  out += '}';
+  return true;
+}
+
+}  // namespace
+
 std::string to_json_line(const Verdict& v) {
+  std::string line;
+  line.reserve(512);
+  if (write_verdict_json(line, v)) return line;
   nlohmann::ordered_json j;
   j["ts"] = iso8601_utc(v.ts);
   j["call_id"] = v.call_id;

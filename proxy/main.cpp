@@ -69,25 +69,55 @@ Stores load_stores(const sw::config::Config& cfg) {
   return stores;
 }
 
-// The verdict log: one JSON object per line, each line flushed whole so a
-// reader (or a crash) never sees half a line.
+// The verdict log: one JSON object per line. Lines are gathered and written
+// whole, at most kVerdictFlushMs after the first of them (or once 64 KiB wait):
+// a reader (or a crash) never sees half a line, and a busy proxy does not pay a
+// write per flow.
+constexpr std::uint64_t kVerdictFlushMs = 100;
+constexpr std::size_t kVerdictBufferBytes = 64 * 1024;
+
 class VerdictLog {
  public:
   explicit VerdictLog(const std::string& path)
       : file_(path == "-" ? stdout : std::fopen(path.c_str(), "a")), owned_(path != "-") {}
   ~VerdictLog() {
+    flush();
     if (file_ && owned_) std::fclose(file_);
   }
   bool ok() const { return file_ != nullptr; }
+  // Flushes on the loop's clock from now on (before that: at every line).
+  void attach(uv_loop_t* loop) {
+    uv_timer_init(loop, &timer_);
+    timer_.data = this;
+    attached_ = true;
+  }
+  // Stops the timer; lines written after this are flushed at once.
+  void detach() {
+    if (!attached_) return;
+    flush();
+    attached_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  }
   void write(const std::string& line) {
-    std::fwrite(line.data(), 1, line.size(), file_);
-    std::fputc('\n', file_);
+    pending_ += line;
+    pending_ += '\n';
+    if (!attached_ || pending_.size() >= kVerdictBufferBytes) flush();
+    else if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)))
+      uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<VerdictLog*>(t->data)->flush(); }, kVerdictFlushMs, 0);
+  }
+  void flush() {
+    if (pending_.empty()) return;
+    std::fwrite(pending_.data(), 1, pending_.size(), file_);
     std::fflush(file_);
+    pending_.clear();
   }
 
  private:
   std::FILE* file_;
   bool owned_;
+  std::string pending_;
+  uv_timer_t timer_{};
+  bool attached_ = false;
 };
 
 int run(const std::string& config_path, bool check_only) {
@@ -129,7 +159,7 @@ int run(const std::string& config_path, bool check_only) {
   tracking.known = stores.known;
   sw::diag::FlowTracker tracker(tracking, [&](const sw::diag::Verdict& v) {
     verdict_log.write(sw::diag::to_json_line(v));
-    log->info("{}", sw::diag::to_human_line(v));
+    if (log->should_log(spdlog::level::info)) log->info("{}", sw::diag::to_human_line(v));
   });
 
   // diag.capture: outlives the server that feeds it; its destructor completes the file.
@@ -143,6 +173,7 @@ int run(const std::string& config_path, bool check_only) {
   }
 
   uv_loop_t* loop = uv_default_loop();
+  verdict_log.attach(loop);
   TraceLog trace(log);
   std::vector<sw::diag::Observer*> observers{&trace, &tracker};
   if (capture) observers.push_back(capture.get());
@@ -184,6 +215,7 @@ int run(const std::string& config_path, bool check_only) {
   int rc = 0;
   if (!server.start()) {
     server.shutdown();
+    verdict_log.detach();
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer), nullptr);
     rc = 1;
   }
@@ -192,9 +224,10 @@ int run(const std::string& config_path, bool check_only) {
     sw::proxy::Server* server;
     const sw::config::Config* cfg;
     sw::diag::FlowTracker* tracker;
+    VerdictLog* verdict_log;
     uv_timer_t* tick_timer;
     uv_signal_t signals[3];
-  } stopper{&server, &cfg, &tracker, &tick_timer, {}};
+  } stopper{&server, &cfg, &tracker, &verdict_log, &tick_timer, {}};
   if (rc == 0) {
     const int numbers[2] = {SIGTERM, SIGINT};
     for (int i = 0; i < 2; ++i) {
@@ -208,6 +241,7 @@ int run(const std::string& config_path, bool check_only) {
             st->server->shutdown();
             // Flows still open get their verdict now: the log loses nothing.
             st->tracker->finish(std::chrono::system_clock::now());
+            st->verdict_log->detach();
             uv_close(reinterpret_cast<uv_handle_t*>(st->tick_timer), nullptr);
             for (auto& h : st->signals)
               if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);

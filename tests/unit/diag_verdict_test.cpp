@@ -210,6 +210,48 @@ TEST(DiagVerdict, BytesThatAreNotUtf8StillGiveValidJson) {
   EXPECT_NO_THROW({ auto j = Json::parse(line); (void)j; }) << line;
 }
 
+// The line is written by hand for speed when it can be: it must be the very
+// bytes nlohmann writes for the same object (the contract's reference), for
+// plain text, every escape, integers, flags and lists alike.
+TEST(DiagVerdict, LineIsByteForByteWhatNlohmannWrites) {
+  auto reference = [](const Verdict& v) {
+    Json j;
+    j["ts"] = iso8601_utc(v.ts);
+    j["call_id"] = v.call_id;
+    j["method"] = v.method;
+    j["aor"] = v.aor;
+    j["user"] = v.user;
+    j["source"] = v.source;
+    j["verdict"] = to_string(v.verdict);
+    j["confidence"] = to_string(v.confidence);
+    j["challenges"] = v.challenges;
+    j["final_status"] = v.final_status;
+    auto& evidence = j["evidence"] = Json::object();
+    for (const auto& [key, value] : v.evidence) std::visit([&, k = key](const auto& x) { evidence[k] = x; }, value);
+    j["hint"] = v.hint;
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  };
+  std::vector<Verdict> cases;
+  cases.push_back(sample());  // with a decimal: nlohmann's path
+  auto plain = sample();
+  plain.evidence.erase(plain.evidence.begin() + 3);  // no decimal: the hand-written path
+  cases.push_back(plain);
+  auto escapes = plain;
+  escapes.call_id = std::string("a\"b\\c\x01\x1f\t\n\r\b\f\x7f/e");
+  escapes.evidence.push_back({"list", std::vector<std::string>{"a\"", "b\n", ""}});
+  escapes.evidence.push_back({"negative", -7LL});
+  escapes.evidence.push_back({"flag", true});
+  cases.push_back(escapes);
+  auto empty = Verdict{};
+  empty.ts = kT0 - std::chrono::hours(24 * 365 * 60) + 7ms;  // before 1970
+  cases.push_back(empty);
+  auto utf8 = plain;
+  utf8.user = "m\xc3\xbcller";  // not ASCII: nlohmann's path
+  cases.push_back(utf8);
+  for (const auto& v : cases) EXPECT_EQ(to_json_line(v), reference(v));
+  EXPECT_EQ(iso8601_utc(kT0 + 5ms), "2026-11-21T10:00:00.005Z");
+}
+
 TEST(DiagVerdict, HumanLineNamesTheEssentials) {
   auto v = sample();
   v.verdict = VerdictKind::wrong_password;
