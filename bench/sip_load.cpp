@@ -1,0 +1,685 @@
+// SIP OPTIONS load generator and answering UAS for bench/compare: measures a
+// proxy's maximum rate and its latency with microsecond resolution. SIPp is
+// single-threaded and tops out around 45k OPTIONS/s here, and its response
+// times are whole milliseconds; this tool does one cheap thing per message
+// (batched sendmmsg/recvmmsg, no per-transaction allocation) so it can out-run
+// the proxy under test.
+//
+//   sip_load uas --bind 127.0.0.1:PORT [--duration SECONDS]
+//   sip_load uac --target 127.0.0.1:PORT --rate R --count N [--bind 127.0.0.1:PORT]
+//                [--timeout-ms 2000] [--json]
+//
+// Addresses must be loopback (127.0.0.0/8 or [::1]): a load generator must
+// never flood a real network by a typo.
+//
+// uac output: sent, answered (2xx), failed (sent but no 2xx: lost, timed out or
+// a non-2xx final), duplicates (extra finals for a finished transaction),
+// offered_rate, achieved_send_rate (sent / first-to-last send; 0 below two
+// sends), elapsed_s (first send to the last final response or last send,
+// whichever is later) and response times in microseconds (nearest rank; null
+// when nothing was answered), from a steady_clock read just before sendmmsg to
+// one just after recvmmsg.
+//
+// uac exit status: 0 all N sent and answered with a 2xx, 1 some failed (or
+// SIGINT/SIGTERM cut the run short), 2 it could not run (bad usage, socket setup).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Nanos = std::int64_t;
+
+constexpr unsigned kBatch = 64;               // datagrams per sendmmsg/recvmmsg
+constexpr std::size_t kRecvSlot = 16 * 1024;  // SIP over UDP stays well under this
+constexpr int kSockBuf = 4 * 1024 * 1024;
+constexpr std::string_view kBranchPrefix = "branch=z9hG4bK-sl-";
+
+Nanos now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_signal(int) {
+  g_stop = 1;
+}
+
+// SIGINT/SIGTERM stay blocked except inside ppoll, so a signal can never slip in
+// between checking g_stop and going to sleep.
+sigset_t install_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  sigdelset(&old, SIGINT);
+  sigdelset(&old, SIGTERM);
+  return old;
+}
+
+timespec to_timespec(Nanos ns) {
+  ns = std::max<Nanos>(ns, 0);
+  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+// ------------------------------------------------------------------ usage
+[[noreturn]] void usage(const std::string& why) {
+  if (!why.empty()) std::fprintf(stderr, "sip_load: %s\n", why.c_str());
+  std::fprintf(stderr,
+               "usage: sip_load uas --bind 127.0.0.1:PORT [--duration SECONDS]\n"
+               "       sip_load uac --target 127.0.0.1:PORT --rate R --count N\n"
+               "                    [--bind 127.0.0.1:PORT] [--timeout-ms 2000] [--json]\n"
+               "addresses: 127.x.x.x:PORT or [::1]:PORT (loopback only)\n");
+  std::exit(2);
+}
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "sip_load: %s: %s\n", what, std::strerror(errno));
+  std::exit(2);
+}
+
+template <typename T>
+std::optional<T> parse_num(std::string_view s) {
+  T v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string host;  // as written in Via/Contact: "127.0.0.1" or "[::1]"
+};
+
+// "127.0.0.1:5060" or "[::1]:5060"; anything that is not loopback is refused.
+std::optional<Endpoint> parse_endpoint(std::string_view s, bool allow_port0) {
+  Endpoint ep;
+  std::string_view host, port;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  }
+  auto p = parse_num<unsigned>(port);
+  if (!p || *p > 65535 || (*p == 0 && !allow_port0)) return std::nullopt;
+  std::string h(host);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ep.addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
+  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
+    if ((ntohl(v4->sin_addr.s_addr) >> 24) != 127) return std::nullopt;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(*p));
+    ep.len = sizeof(sockaddr_in);
+    ep.host = h;
+  } else if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    if (!IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) return std::nullopt;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(*p));
+    ep.len = sizeof(sockaddr_in6);
+    ep.host = "[" + h + "]";
+  } else {
+    return std::nullopt;
+  }
+  return ep;
+}
+
+std::uint16_t port_of(const sockaddr_storage& a) {
+  return ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
+                                       : reinterpret_cast<const sockaddr_in&>(a).sin_port);
+}
+
+// Non-blocking UDP socket with big buffers: at tens of thousands of datagrams a
+// second the default ~200 KiB overflows within a few milliseconds of a stall.
+int open_socket(Endpoint& bind_ep) {
+  int fd = socket(bind_ep.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket");
+  const int opts[2][2] = {{SO_RCVBUFFORCE, SO_RCVBUF}, {SO_SNDBUFFORCE, SO_SNDBUF}};
+  for (const auto& o : opts) {
+    // The FORCE variants pass net.core.*mem_max when privileged; else best effort.
+    if (setsockopt(fd, SOL_SOCKET, o[0], &kSockBuf, sizeof kSockBuf) != 0)
+      setsockopt(fd, SOL_SOCKET, o[1], &kSockBuf, sizeof kSockBuf);
+  }
+  int got = 0;
+  socklen_t gl = sizeof got;
+  // Linux reports twice the requested size (bookkeeping overhead included).
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got < kSockBuf)
+    std::fprintf(stderr, "sip_load: warning: SO_RCVBUF is only %d bytes\n", got);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&bind_ep.addr), bind_ep.len) != 0) die("bind");
+  socklen_t len = sizeof bind_ep.addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bind_ep.addr), &len);
+  return fd;
+}
+
+// ------------------------------------------------------------------ parsing
+bool ieq(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if ((x | 0x20) != (y | 0x20)) return false;  // letters only compared here
+  }
+  return true;
+}
+
+// Walks header lines (CRLF or bare LF) up to the blank line. Each call yields a
+// logical header: the line plus any folded continuation lines.
+struct HeaderCursor {
+  std::string_view msg;
+  std::size_t pos;
+  explicit HeaderCursor(std::string_view m) : msg(m) {
+    auto nl = msg.find('\n');
+    pos = nl == std::string_view::npos ? msg.size() : nl + 1;  // skip start line
+  }
+  // name: header name without trailing blanks; whole: the header's text without
+  // its final line break; returns false at the end of the headers.
+  bool next(std::string_view& name, std::string_view& whole) {
+    if (pos >= msg.size() || msg[pos] == '\r' || msg[pos] == '\n') return false;
+    std::size_t start = pos, end = pos;
+    for (;;) {
+      auto nl = msg.find('\n', end);
+      if (nl == std::string_view::npos) {
+        end = pos = msg.size();
+        break;
+      }
+      end = nl;
+      pos = nl + 1;
+      if (pos >= msg.size() || (msg[pos] != ' ' && msg[pos] != '\t')) break;
+      end = pos;  // folded line: keep going
+    }
+    if (end > start && msg[end - 1] == '\r') --end;
+    whole = msg.substr(start, end - start);
+    auto colon = whole.find(':');
+    name = whole.substr(0, colon == std::string_view::npos ? 0 : colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    return true;
+  }
+};
+
+// ------------------------------------------------------------------ uas
+struct UasResponder {
+  std::string out;
+
+  // Builds the 200 for one request into `out`; false if it must not be answered
+  // (a response, an ACK, or a request missing a header a response needs).
+  bool build(std::string_view req) {
+    if (req.starts_with("SIP/2.0 ") || req.starts_with("ACK "))
+      return false;  // ACK: never answered
+    out.assign("SIP/2.0 200 OK\r\n");
+    std::string_view from, to, call_id, cseq, name, whole;
+    bool via = false;
+    HeaderCursor hc(req);
+    while (hc.next(name, whole)) {
+      if (ieq(name, "Via") || ieq(name, "v")) {
+        // Copied as written, so multi-value lines and the order stay intact.
+        out.append(whole).append("\r\n");
+        via = true;
+      } else if (ieq(name, "From") || ieq(name, "f")) {
+        from = whole;
+      } else if (ieq(name, "To") || ieq(name, "t")) {
+        to = whole;
+      } else if (ieq(name, "Call-ID") || ieq(name, "i")) {
+        call_id = whole;
+      } else if (ieq(name, "CSeq")) {
+        cseq = whole;
+      }
+    }
+    if (!via || from.empty() || to.empty() || call_id.empty() || cseq.empty()) return false;
+    out.append(from).append("\r\n").append(to);
+    if (!has_tag(to)) out.append(";tag=uas1");
+    out.append("\r\n").append(call_id).append("\r\n").append(cseq).append("\r\n");
+    out.append("Content-Length: 0\r\n\r\n");
+    return true;
+  }
+
+  // A tag is a header parameter, i.e. after the closing '>' of a name-addr
+  // (a ";tag=" inside <...> would be a URI parameter).
+  static bool has_tag(std::string_view to) {
+    auto gt = to.rfind('>');
+    if (gt != std::string_view::npos) to.remove_prefix(gt);
+    for (std::size_t i = to.find(';'); i != std::string_view::npos; i = to.find(';', i + 1)) {
+      auto rest = to.substr(i + 1);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+      if (rest.size() >= 4 && ieq(rest.substr(0, 4), "tag=")) return true;
+    }
+    return false;
+  }
+};
+
+int run_uas(int argc, char** argv) {
+  std::optional<Endpoint> bind_ep;
+  double duration = 3600;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (i + 1 >= argc) usage("missing value for " + std::string(a));
+    std::string_view v = argv[++i];
+    if (a == "--bind") {
+      bind_ep = parse_endpoint(v, false);
+      if (!bind_ep) usage("--bind wants a loopback 127.x.x.x:PORT or [::1]:PORT");
+    } else if (a == "--duration") {
+      auto d = parse_num<double>(v);
+      if (!d || !(*d > 0)) usage("--duration wants seconds > 0");
+      duration = *d;
+    } else {
+      usage("unknown option " + std::string(a));
+    }
+  }
+  if (!bind_ep) usage("uas needs --bind");
+
+  sigset_t wait_mask = install_signals();
+  int fd = open_socket(*bind_ep);
+  const Nanos deadline = now_ns() + static_cast<Nanos>(duration * 1e9);
+
+  std::vector<char> in(kBatch * kRecvSlot);
+  std::vector<sockaddr_storage> peers(kBatch);
+  std::vector<iovec> in_iov(kBatch);
+  std::vector<mmsghdr> in_msg(kBatch);
+  std::vector<UasResponder> resp(kBatch);
+  std::vector<iovec> out_iov(kBatch);
+  std::vector<mmsghdr> out_msg(kBatch);
+  std::uint64_t answered = 0, ignored = 0;
+
+  while (!g_stop) {
+    Nanos left = deadline - now_ns();
+    if (left <= 0) break;
+    pollfd pfd{fd, POLLIN, 0};
+    timespec ts = to_timespec(left);
+    if (ppoll(&pfd, 1, &ts, &wait_mask) <= 0) continue;  // timeout or signal: re-check
+
+    for (;;) {  // drain everything queued before sleeping again
+      for (unsigned i = 0; i < kBatch; ++i) {
+        in_iov[i] = {in.data() + i * kRecvSlot, kRecvSlot};
+        in_msg[i] = {};
+        in_msg[i].msg_hdr.msg_iov = &in_iov[i];
+        in_msg[i].msg_hdr.msg_iovlen = 1;
+        in_msg[i].msg_hdr.msg_name = &peers[i];
+        in_msg[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      }
+      int n = recvmmsg(fd, in_msg.data(), kBatch, 0, nullptr);
+      if (n <= 0) break;  // EAGAIN: drained (other errors: nothing to answer)
+      unsigned out_n = 0;
+      for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
+        const auto& h = in_msg[i].msg_hdr;
+        std::string_view req(in.data() + i * kRecvSlot, in_msg[i].msg_len);
+        if ((h.msg_flags & MSG_TRUNC) || !resp[i].build(req)) {
+          ++ignored;
+          continue;
+        }
+        out_iov[out_n] = {resp[i].out.data(), resp[i].out.size()};
+        out_msg[out_n] = {};
+        out_msg[out_n].msg_hdr.msg_iov = &out_iov[out_n];
+        out_msg[out_n].msg_hdr.msg_iovlen = 1;
+        // Answer the packet's source, as SIPp does: that is the proxy's socket.
+        out_msg[out_n].msg_hdr.msg_name = &peers[i];
+        out_msg[out_n].msg_hdr.msg_namelen = h.msg_namelen;
+        ++out_n;
+      }
+      unsigned done = 0;
+      while (done < out_n) {
+        int s = sendmmsg(fd, out_msg.data() + done, out_n - done, 0);
+        if (s > 0) {
+          done += static_cast<unsigned>(s);
+          continue;
+        }
+        if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) break;
+        // Send buffer full: wait briefly for room rather than drop the response.
+        pollfd w{fd, POLLOUT, 0};
+        if (poll(&w, 1, 10) <= 0) break;
+      }
+      answered += done;
+      if (static_cast<unsigned>(n) < kBatch) break;  // queue empty: save an EAGAIN call
+    }
+  }
+  close(fd);
+  if (ignored)
+    std::fprintf(stderr, "sip_load: uas ignored %llu datagrams\n",
+                 static_cast<unsigned long long>(ignored));
+  std::printf("uas answered=%llu\n", static_cast<unsigned long long>(answered));
+  return 0;
+}
+
+// ------------------------------------------------------------------ uac
+// Response classification for one datagram: the status code and the number n
+// from our branch in the top Via, or n = -1 when it is not one of ours.
+struct Parsed {
+  int status = 0;
+  std::int64_t n = -1;
+};
+
+Parsed parse_response(std::string_view m) {
+  Parsed r;
+  if (m.size() < 12 || !m.starts_with("SIP/2.0 ")) return r;
+  auto code = parse_num<int>(m.substr(8, 3));
+  if (!code) return r;
+  r.status = *code;
+  HeaderCursor hc(m);
+  std::string_view name, whole;
+  while (hc.next(name, whole)) {
+    if (!(ieq(name, "Via") || ieq(name, "v"))) continue;
+    // Only the first value of the first Via: a proxy that forgot to pop its own
+    // Via must not get credit for ours further down.
+    auto top = whole.substr(0, whole.find(','));
+    auto b = top.find(kBranchPrefix);
+    if (b == std::string_view::npos) return r;
+    auto digits = top.substr(b + kBranchPrefix.size());
+    std::size_t len = 0;
+    while (len < digits.size() && digits[len] >= '0' && digits[len] <= '9') ++len;
+    if (auto n = parse_num<std::int64_t>(digits.substr(0, len))) r.n = *n;
+    return r;
+  }
+  return r;
+}
+
+enum : std::uint8_t { kUnsent, kPending, kAnswered, kRejected };
+
+struct UacResult {
+  std::uint64_t sent = 0, answered = 0, rejected = 0, duplicates = 0, strays = 0;
+  int first_reject_status = 0;
+  Nanos first_send = 0, last_send = 0, last_final = 0;
+  std::vector<Nanos> latencies;
+};
+
+class Uac {
+ public:
+  Uac(int fd, const Endpoint& target, const Endpoint& local, std::uint64_t count)
+      : fd_(fd), target_(target), state_(count, kUnsent), send_ns_(count, 0) {
+    res_.latencies.reserve(count);
+    std::random_device rd;
+    char runid[16];
+    std::snprintf(runid, sizeof runid, "%08x", rd());
+    std::string hostport = local.host + ":" + std::to_string(port_of(local.addr));
+    seg_[0] = "OPTIONS sip:2000@bench.test SIP/2.0\r\nVia: SIP/2.0/UDP " + hostport + ";" +
+              std::string(kBranchPrefix);
+    seg_[1] = ";rport\r\nFrom: <sip:1001@bench.test>;tag=sl";
+    seg_[2] = std::string("\r\nTo: <sip:2000@bench.test>\r\nCall-ID: sl-") + runid + "-";
+    seg_[3] = "@" + local.host + "\r\nCSeq: 1 OPTIONS\r\nContact: <sip:1001@" + hostport +
+              ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    out_.resize(kBatch * kOutSlot);
+    in_.resize(kBatch * kRecvSlot);
+  }
+
+  // Sends requests [res_.sent, res_.sent + k); returns how many the kernel took.
+  unsigned send_batch(unsigned k) {
+    mmsghdr msgs[kBatch];
+    iovec iov[kBatch];
+    for (unsigned i = 0; i < k; ++i) {
+      iov[i] = {out_.data() + i * kOutSlot, build(out_.data() + i * kOutSlot, res_.sent + i)};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&target_.addr);
+      msgs[i].msg_hdr.msg_namelen = target_.len;
+    }
+    // One timestamp per batch, taken just before the datagrams enter the kernel;
+    // batches are a few messages, so later ones are stamped at most µs early.
+    Nanos t = now_ns();
+    int s = sendmmsg(fd_, msgs, k, 0);
+    if (s <= 0) {
+      if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) return 0;
+      die("sendmmsg");
+    }
+    for (unsigned i = 0; i < static_cast<unsigned>(s); ++i) {
+      state_[res_.sent + i] = kPending;
+      send_ns_[res_.sent + i] = t;
+    }
+    if (res_.sent == 0) res_.first_send = t;
+    res_.sent += static_cast<unsigned>(s);
+    res_.last_send = t;
+    return static_cast<unsigned>(s);
+  }
+
+  // Reads and matches everything queued, without blocking.
+  void drain() {
+    for (;;) {
+      mmsghdr msgs[kBatch];
+      iovec iov[kBatch];
+      for (unsigned i = 0; i < kBatch; ++i) {
+        iov[i] = {in_.data() + i * kRecvSlot, kRecvSlot};
+        msgs[i] = {};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      int n = recvmmsg(fd_, msgs, kBatch, 0, nullptr);
+      if (n <= 0) return;
+      // One receive time for the batch: the datagrams were all already queued.
+      Nanos t = now_ns();
+      for (unsigned i = 0; i < static_cast<unsigned>(n); ++i)
+        on_datagram(std::string_view(in_.data() + i * kRecvSlot, msgs[i].msg_len), t);
+      // A short batch means the queue is empty: skip the call that would only
+      // say EAGAIN (syscalls are most of this tool's cost).
+      if (static_cast<unsigned>(n) < kBatch) return;
+    }
+  }
+
+  bool all_final() const { return res_.answered + res_.rejected == state_.size(); }
+  UacResult& result() { return res_; }
+
+ private:
+  static constexpr std::size_t kOutSlot = 1024;
+
+  std::size_t build(char* p, std::uint64_t n) const {
+    char num[24];
+    auto nlen = static_cast<std::size_t>(std::to_chars(num, num + sizeof num, n).ptr - num);
+    char* start = p;
+    for (int s = 0; s < 4; ++s) {
+      std::memcpy(p, seg_[s].data(), seg_[s].size());
+      p += seg_[s].size();
+      if (s < 3) {
+        std::memcpy(p, num, nlen);
+        p += nlen;
+      }
+    }
+    return static_cast<std::size_t>(p - start);
+  }
+
+  void on_datagram(std::string_view m, Nanos t) {
+    Parsed p = parse_response(m);
+    if (p.status < 200) return;  // provisional or not a response: no effect
+    if (p.n < 0 || static_cast<std::uint64_t>(p.n) >= state_.size() || state_[p.n] == kUnsent) {
+      ++res_.strays;  // not ours (another run on this port, a mangled branch)
+      return;
+    }
+    auto& st = state_[p.n];
+    if (st != kPending) {
+      ++res_.duplicates;
+      return;
+    }
+    res_.last_final = t;
+    if (p.status < 300) {
+      st = kAnswered;
+      ++res_.answered;
+      res_.latencies.push_back(t - send_ns_[p.n]);
+    } else {
+      st = kRejected;
+      if (res_.rejected++ == 0) res_.first_reject_status = p.status;
+    }
+  }
+
+  int fd_;
+  const Endpoint& target_;
+  // Indexed by n: the generator must stay cheap next to the proxy it loads.
+  std::vector<std::uint8_t> state_;
+  std::vector<Nanos> send_ns_;
+  std::string seg_[4];  // the request around the three places n goes
+  std::vector<char> out_, in_;
+  UacResult res_;
+};
+
+double percentile_us(const std::vector<Nanos>& sorted, double p) {
+  // Nearest rank: the smallest value with at least p of the samples at or below.
+  auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+  return static_cast<double>(sorted[rank - 1]) / 1000.0;
+}
+
+int run_uac(int argc, char** argv) {
+  std::optional<Endpoint> target, bind_ep;
+  double rate = 0;
+  std::uint64_t count = 0;
+  std::int64_t timeout_ms = 2000;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--json") {
+      json = true;
+      continue;
+    }
+    if (i + 1 >= argc) usage("missing value for " + std::string(a));
+    std::string_view v = argv[++i];
+    if (a == "--target") {
+      target = parse_endpoint(v, false);
+      if (!target) usage("--target wants a loopback 127.x.x.x:PORT or [::1]:PORT");
+    } else if (a == "--bind") {
+      bind_ep = parse_endpoint(v, true);
+      if (!bind_ep) usage("--bind wants a loopback 127.x.x.x:PORT or [::1]:PORT");
+    } else if (a == "--rate") {
+      auto r = parse_num<double>(v);
+      if (!r || !(*r > 0) || !std::isfinite(*r)) usage("--rate wants a number > 0");
+      rate = *r;
+    } else if (a == "--count") {
+      auto c = parse_num<std::uint64_t>(v);
+      if (!c || *c == 0 || *c > 1'000'000'000) usage("--count wants 1..1000000000");
+      count = *c;
+    } else if (a == "--timeout-ms") {
+      auto t = parse_num<std::int64_t>(v);
+      if (!t || *t < 0) usage("--timeout-ms wants milliseconds >= 0");
+      timeout_ms = *t;
+    } else {
+      usage("unknown option " + std::string(a));
+    }
+  }
+  if (!target) usage("uac needs --target");
+  if (rate <= 0) usage("uac needs --rate");
+  if (count == 0) usage("uac needs --count");
+  if (!bind_ep)
+    bind_ep = parse_endpoint(target->addr.ss_family == AF_INET6 ? "[::1]:0" : "127.0.0.1:0", true);
+  if (bind_ep->addr.ss_family != target->addr.ss_family)
+    usage("--bind and --target must be the same address family");
+
+  sigset_t wait_mask = install_signals();
+  int fd = open_socket(*bind_ep);
+  Uac uac(fd, *target, *bind_ep, count);
+  UacResult& res = uac.result();
+  const Nanos timeout_ns = timeout_ms * 1'000'000;
+  const Nanos t0 = now_ns();
+  bool blocked = false;   // the send buffer was full: wait for POLLOUT
+  bool readable = false;  // responses are queued (ppoll said so)
+
+  while (!g_stop) {
+    if (readable) uac.drain();
+    Nanos now = now_ns();
+    // Request k (from 0) is due at t0 + k/rate, so the schedule never drifts and
+    // a late wake-up sends only the few requests that fell due meanwhile.
+    std::uint64_t due = std::min<std::uint64_t>(
+        count, static_cast<std::uint64_t>(static_cast<double>(now - t0) * rate / 1e9) + 1);
+    while (res.sent < due) {
+      unsigned k = static_cast<unsigned>(std::min<std::uint64_t>(due - res.sent, kBatch));
+      unsigned s = uac.send_batch(k);
+      blocked = s < k;
+      if (blocked) break;
+      // Catching up over several batches: keep the receive buffer from overflowing.
+      if (res.sent < due) uac.drain();
+    }
+    if (res.sent == count && uac.all_final()) break;
+    now = now_ns();
+    Nanos wait;
+    if (blocked) {
+      wait = 1'000'000;  // until the send buffer drains (POLLOUT), not a busy loop
+    } else if (res.sent < count) {
+      wait = t0 + static_cast<Nanos>(static_cast<double>(res.sent) * 1e9 / rate) - now;
+    } else {
+      wait = res.last_send + timeout_ns - now;
+      if (wait <= 0) break;
+    }
+    pollfd pfd{fd, static_cast<short>(POLLIN | (blocked ? POLLOUT : 0)), 0};
+    timespec ts = to_timespec(wait);
+    readable = ppoll(&pfd, 1, &ts, &wait_mask) > 0 && (pfd.revents & POLLIN);
+  }
+  uac.drain();  // anything that arrived with the last wake-up still counts
+  close(fd);
+
+  auto& lat = res.latencies;
+  std::sort(lat.begin(), lat.end());
+  const std::uint64_t failed = res.sent - res.answered;
+  const Nanos end = std::max(res.last_final, res.last_send);
+  const double elapsed = res.sent ? static_cast<double>(end - res.first_send) / 1e9 : 0.0;
+  const Nanos span = res.last_send - res.first_send;
+  const double send_rate =
+      span > 0 ? static_cast<double>(res.sent) / (static_cast<double>(span) / 1e9) : 0.0;
+
+  if (res.rejected)
+    std::fprintf(stderr, "sip_load: %llu non-2xx final responses (first: %d)\n",
+                 static_cast<unsigned long long>(res.rejected), res.first_reject_status);
+  if (res.strays)
+    std::fprintf(stderr, "sip_load: %llu final responses matched no request\n",
+                 static_cast<unsigned long long>(res.strays));
+  if (g_stop) std::fprintf(stderr, "sip_load: interrupted\n");
+
+  auto pct = [&](double p) -> std::string {
+    if (lat.empty()) return "null";  // no answers: no latency, not a zero one
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f", percentile_us(lat, p));
+    return b;
+  };
+  const auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  const std::string p50 = pct(0.50), p90 = pct(0.90), p99 = pct(0.99), p999 = pct(0.999),
+                    pmax = pct(1.0);
+  if (json) {
+    std::printf(
+        "{\"sent\":%llu,\"answered\":%llu,\"failed\":%llu,\"duplicates\":%llu,"
+        "\"offered_rate\":%.10g,\"achieved_send_rate\":%.1f,\"elapsed_s\":%.6f,"
+        "\"p50_us\":%s,\"p90_us\":%s,\"p99_us\":%s,\"p999_us\":%s,\"max_us\":%s}\n",
+        ull(res.sent), ull(res.answered), ull(failed), ull(res.duplicates), rate, send_rate,
+        elapsed, p50.c_str(), p90.c_str(), p99.c_str(), p999.c_str(), pmax.c_str());
+  } else {
+    std::printf(
+        "sent: %llu\nanswered: %llu\nfailed: %llu\nduplicates: %llu\noffered_rate: %.10g\n"
+        "achieved_send_rate: %.1f\nelapsed_s: %.6f\np50_us: %s\np90_us: %s\np99_us: %s\n"
+        "p999_us: %s\nmax_us: %s\n",
+        ull(res.sent), ull(res.answered), ull(failed), ull(res.duplicates), rate, send_rate,
+        elapsed, p50.c_str(), p90.c_str(), p99.c_str(), p999.c_str(), pmax.c_str());
+  }
+  return failed == 0 && res.sent == count ? 0 : 1;  // an interrupted run is no pass
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage("");
+  std::string_view mode = argv[1];
+  if (mode == "-h" || mode == "--help") usage("");
+  if (mode == "uas") return run_uas(argc, argv);
+  if (mode == "uac") return run_uac(argc, argv);
+  usage("unknown mode " + std::string(mode) + " (want uas or uac)");
+}
