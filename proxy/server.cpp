@@ -24,6 +24,10 @@ constexpr std::size_t kMaxUpstreamRequests = 16384;  // requests remembered for 
 // Timer C (RFC 3261 16.6 step 11): an INVITE without a final answer is let go then.
 constexpr auto kUpstreamRequestMaxAge = std::chrono::seconds(180);
 constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
+// UDP reads use recvmmsg: up to this many datagrams per system call under
+// load. libuv gives each one a 64 KiB slot of the receive buffer.
+constexpr std::size_t kDatagramsPerRead = 16;
+constexpr std::size_t kDatagramSlot = 64 * 1024;
 
 // Local addresses of one family, to recognise our own Route/Via values when a
 // listener is bound to a wildcard address.
@@ -95,7 +99,7 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       bindings_(cfg_.relay.max_bindings),
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
       seal_prefix_(auth::random_hex(4)),
-      udp_buffer_(65536),
+      udp_buffer_(kDatagramsPerRead * kDatagramSlot),
       tls_buffer_(kStreamChunk) {
   observers_want_self_ =
       std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
@@ -169,7 +173,7 @@ bool Server::start() {
     sockaddr_storage bound{};
     int len = sizeof bound;
     if (l->cfg.transport == Transport::udp) {
-      uv_udp_init(loop_, &l->udp);
+      uv_udp_init_ex(loop_, &l->udp, static_cast<unsigned>(addr->family()) | UV_UDP_RECVMMSG);
       l->udp.data = l.get();
       rc = uv_udp_bind(&l->udp, addr->sa(), 0);
       if (rc == 0) rc = uv_udp_recv_start(&l->udp, &Server::on_udp_alloc, &Server::on_udp_recv);
@@ -281,8 +285,7 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
   Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
     ++self->counters_.dropped;
-    self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(),
-                     self->udp_buffer_.size());
+    self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramSlot);
     return;
   }
   self->handle_bytes(std::string_view(buf->base, static_cast<std::size_t>(nread)), in, sip::Framing::datagram);
