@@ -24,10 +24,15 @@ constexpr std::size_t kMaxUpstreamRequests = 16384;  // requests remembered for 
 // Timer C (RFC 3261 16.6 step 11): an INVITE without a final answer is let go then.
 constexpr auto kUpstreamRequestMaxAge = std::chrono::seconds(180);
 constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
-// UDP reads use recvmmsg: up to this many datagrams per system call under
-// load. libuv gives each one a 64 KiB slot of the receive buffer.
-constexpr std::size_t kDatagramsPerRead = 16;
-constexpr std::size_t kDatagramSlot = 64 * 1024;
+// One datagram per read. recvmmsg (libuv's UV_UDP_RECVMMSG) was measured and
+// left out: with a load generator that sends in bursts it tripled the kernel
+// time per transaction at 2000/s, and gained nothing with SIPp.
+constexpr std::size_t kDatagramBuffer = 64 * 1024;
+// Socket buffers asked for on UDP listeners (the kernel grants up to
+// net.core.rmem_max / wmem_max): the default 208 KiB overflows in a burst of a
+// few hundred INVITEs while the loop is busy, and a datagram dropped there is
+// a retransmission 500 ms later.
+constexpr int kUdpSocketBuffer = 4 * 1024 * 1024;
 
 // Local addresses of one family, to recognise our own Route/Via values when a
 // listener is bound to a wildcard address.
@@ -99,7 +104,7 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       bindings_(cfg_.relay.max_bindings),
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
       seal_prefix_(auth::random_hex(4)),
-      udp_buffer_(kDatagramsPerRead * kDatagramSlot),
+      udp_buffer_(kDatagramBuffer),
       tls_buffer_(kStreamChunk) {
   observers_want_self_ =
       std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
@@ -173,10 +178,19 @@ bool Server::start() {
     sockaddr_storage bound{};
     int len = sizeof bound;
     if (l->cfg.transport == Transport::udp) {
-      uv_udp_init_ex(loop_, &l->udp, static_cast<unsigned>(addr->family()) | UV_UDP_RECVMMSG);
+      uv_udp_init(loop_, &l->udp);
       l->udp.data = l.get();
       rc = uv_udp_bind(&l->udp, addr->sa(), 0);
-      if (rc == 0) rc = uv_udp_recv_start(&l->udp, &Server::on_udp_alloc, &Server::on_udp_recv);
+      if (rc == 0) {
+        int receive = kUdpSocketBuffer, send = kUdpSocketBuffer;
+        uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &receive);
+        uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &send);
+        receive = send = 0;  // 0 reads back what the kernel granted (twice the request, as Linux counts)
+        uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &receive);
+        uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &send);
+        log_->debug("listen[{}]: udp socket buffers {} bytes receive, {} send", i, receive, send);
+        rc = uv_udp_recv_start(&l->udp, &Server::on_udp_alloc, &Server::on_udp_recv);
+      }
       if (rc == 0) uv_udp_getsockname(&l->udp, reinterpret_cast<sockaddr*>(&bound), &len);
     } else {
       uv_tcp_init(loop_, &l->tcp);
@@ -285,7 +299,7 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
   Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
     ++self->counters_.dropped;
-    self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramSlot);
+    self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramBuffer);
     return;
   }
   self->handle_bytes(std::string_view(buf->base, static_cast<std::size_t>(nread)), in, sip::Framing::datagram);
