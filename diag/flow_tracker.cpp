@@ -69,20 +69,20 @@ void FlowTracker::on_request(const Observed& e) {
   if (!flow) {
     if (flows_.size() >= settings_.max_flows && !lru_.empty()) {
       // Full: the least recently active flow is dropped without a verdict.
-      flows_.erase(lru_.back());
+      flows_.erase(*lru_.back());
       lru_.pop_back();
       ++evictions_;
     }
-    lru_.push_front(key);
     Flow f;
-    f.key = key;
     f.call_id = std::string(m.value(sip::HeaderId::CallId));
     f.method = std::string(m.method);
     f.aor_user = uri_user(m.value(sip::HeaderId::To), &f.aor);
     f.from_user = uri_user(m.value(sip::HeaderId::From));
     f.source = std::string(e.peer);
-    f.lru = lru_.begin();
-    flow = &flows_.emplace(key, std::move(f)).first->second;
+    auto added = flows_.emplace(std::move(key), std::move(f)).first;
+    lru_.push_front(&added->first);
+    flow = &added->second;
+    flow->lru = lru_.begin();
   } else {
     lru_.splice(lru_.begin(), lru_, flow->lru);
   }
@@ -119,21 +119,13 @@ void FlowTracker::on_request(const Observed& e) {
   }
   if (!chosen) return;
   Answer a;
-  a.username = auth::unquote(chosen->username);
-  a.realm = auth::unquote(chosen->realm);
-  a.nonce = auth::unquote(chosen->nonce);
-  a.uri = auth::unquote(chosen->uri);
-  a.response = auth::unquote(chosen->response);
-  a.cnonce = auth::unquote(chosen->cnonce);
-  a.nc = std::string(chosen->nc);
-  a.opaque = auth::unquote(chosen->opaque);
-  a.algorithm_text = std::string(chosen->algorithm_text);
+  a.set_fields({auth::unquote(chosen->username), auth::unquote(chosen->realm), auth::unquote(chosen->nonce),
+                auth::unquote(chosen->uri), auth::unquote(chosen->response), auth::unquote(chosen->cnonce),
+                chosen->nc, auth::unquote(chosen->opaque), chosen->algorithm_text, m.request_uri, m.method,
+                chosen->qop == Qop::auth_int ? m.body : std::string_view{}});
   a.algorithm = chosen->algorithm;
   a.qop = chosen->qop;
   a.proxy = chosen_proxy;
-  a.request_uri = std::string(m.request_uri);
-  a.method = std::string(m.method);
-  if (a.qop == Qop::auth_int) a.body = std::string(m.body);
   a.cseq = m.cseq_number;
   a.at = e.time;
   a.order = ++flow->events;
@@ -192,6 +184,18 @@ void FlowTracker::on_response(const Observed& e) {
   flow->challenges.push_back(std::move(c));
   flow->awaiting_answer = true;
   if (static_cast<int>(flow->challenges.size()) >= settings_.loop_challenges) end(key, m.status, e.time);
+}
+
+void FlowTracker::Answer::set_fields(std::initializer_list<std::string_view> values) {
+  std::size_t total = 0;
+  for (auto v : values) total += v.size();
+  text.clear();
+  text.reserve(total);
+  std::size_t i = 0;
+  for (auto v : values) {
+    text += v;
+    ends[i++] = static_cast<std::uint32_t>(text.size());
+  }
 }
 
 void FlowTracker::note_rewrites(Flow& flow, const Observed& e) {
@@ -263,7 +267,7 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
   v.source = f.source;
   v.challenges = static_cast<int>(f.challenges.size());
   v.final_status = final_status;
-  if (!f.answers.empty()) v.user = f.answers.back().username;
+  if (!f.answers.empty()) v.user = f.answers.back().username();
   auto& ev = v.evidence;
   auto set = [&](VerdictKind kind, Confidence confidence) {
     v.verdict = kind;
@@ -314,20 +318,20 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
   for (const auto& c : f.challenges) {
     if (c.order < a.order) answered = &c;
     if (c.order > a.order && !following) following = &c;
-    if (c.order < a.order && (c.nonce == a.nonce || std::find(c.other_nonces.begin(), c.other_nonces.end(),
-                                                                 a.nonce) != c.other_nonces.end()))
+    if (c.order < a.order && (c.nonce == a.nonce() || std::find(c.other_nonces.begin(), c.other_nonces.end(),
+                                                                 a.nonce()) != c.other_nonces.end()))
       issuer = &c;
   }
   if (!answered) answered = last_challenge;
   ev.emplace_back("challenge_realm", answered->realm);
-  ev.emplace_back("credential_realm", a.realm);
-  ev.emplace_back("credential_username", a.username);
+  ev.emplace_back("credential_realm", std::string(a.realm()));
+  ev.emplace_back("credential_username", std::string(a.username()));
   ev.emplace_back("aor_user", f.aor_user);
   // Shortened by default: enough to match against a capture, never enough to replay.
-  ev.emplace_back("credential_response", settings_.redact ? a.response.substr(0, 8) + "..." : a.response);
+  ev.emplace_back("credential_response", settings_.redact ? std::string(a.response().substr(0, 8)) + "..." : std::string(a.response()));
   ev.emplace_back("answer_delay_s", seconds(a.at - answered->at));
 
-  if (a.realm != answered->realm) return set(VerdictKind::realm_mismatch, Confidence::certain);
+  if (a.realm() != answered->realm) return set(VerdictKind::realm_mismatch, Confidence::certain);
 
   auto algorithm = a.algorithm.value_or(Algorithm::md5);
   bool algorithm_offered = answered->algorithms.empty() ||
@@ -338,7 +342,7 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
                      std::find(answered->qops.begin(), answered->qops.end(), a.qop) != answered->qops.end();
   if (!algorithm_offered || !qop_offered) {
     ev.emplace_back("offered_algorithms", algorithm_names(answered->algorithms));
-    ev.emplace_back("credential_algorithm", a.algorithm_text.empty() ? std::string("MD5") : a.algorithm_text);
+    ev.emplace_back("credential_algorithm", a.algorithm_text().empty() ? std::string("MD5") : std::string(a.algorithm_text()));
     if (!qop_offered) ev.emplace_back("credential_qop", std::string(auth::to_string(a.qop)));
     return set(VerdictKind::algorithm_unsupported, Confidence::certain);
   }
@@ -351,22 +355,22 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
     return set(VerdictKind::nonce_expired, stale ? Confidence::certain : Confidence::likely);
   }
 
-  if (a.uri != a.request_uri) {
-    ev.emplace_back("digest_uri", a.uri);
-    ev.emplace_back("request_uri", a.request_uri);
+  if (a.uri() != a.request_uri()) {
+    ev.emplace_back("digest_uri", std::string(a.uri()));
+    ev.emplace_back("request_uri", std::string(a.request_uri()));
     return set(VerdictKind::uri_mismatch, Confidence::likely);
   }
 
   // With the password known, recompute instead of guessing.
   if (settings_.known) {
-    if (auto ha1 = settings_.known->ha1(a.username, answered->realm, algorithm)) {
-      auth::DigestInput in{algorithm, *ha1, a.nonce, a.cnonce, a.nc, a.qop, a.method, a.uri, a.body};
-      bool verified = auth::equal_constant_time(auth::compute_response(in), a.response);
+    if (auto ha1 = settings_.known->ha1(a.username(), answered->realm, algorithm)) {
+      auth::DigestInput in{algorithm, *ha1, a.nonce(), a.cnonce(), a.nc(), a.qop, a.method(), a.uri(), a.body()};
+      bool verified = auth::equal_constant_time(auth::compute_response(in), a.response());
       ev.emplace_back("response_verified", verified);
       // Right password, other -sess reading: the client hashed HA1's raw bytes
       // (an RFC 2617 reading) where the server expects RFC 7616's hex.
       if (!verified && auth::is_sess(algorithm) &&
-          auth::equal_constant_time(auth::compute_response(in, auth::SessVariant::raw), a.response)) {
+          auth::equal_constant_time(auth::compute_response(in, auth::SessVariant::raw), a.response())) {
         ev.emplace_back("sess_variant", std::string("raw"));
         return set(VerdictKind::algorithm_unsupported, Confidence::certain);
       }
@@ -382,7 +386,7 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
     if (last_challenge->by_sipwitness || settings_.known->covers_realm(answered->realm))
       return set(VerdictKind::username_mismatch, Confidence::certain);
   }
-  if (a.username != f.aor_user && a.username != f.from_user)
+  if (a.username() != f.aor_user && a.username() != f.from_user)
     return set(VerdictKind::username_mismatch, Confidence::likely);
   return set(VerdictKind::wrong_password, Confidence::likely);
 }

@@ -4,8 +4,10 @@
 // Verdict when the flow ends: on its final response, or after flow_timeout of
 // silence following a challenge (the client gave up). Pure: time comes with the
 // events and with tick(); memory is bounded by max_flows.
+#include <array>
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -62,19 +64,46 @@ class FlowTracker : public Observer {
     TimePoint at;
     std::uint64_t order = 0;    // position among the flow's events
   };
+  // An answer's text fields, unquoted, live in one buffer: a flow waiting for
+  // its final response is most of what the tracker holds (memory per live
+  // flow is measured by bench/bench_diag).
   struct Answer {
-    std::string username, realm, nonce, uri, response, cnonce, nc, opaque, algorithm_text;
+    enum Field : std::uint8_t {
+      kUsername, kRealm, kNonce, kUri, kResponse, kCnonce, kNc, kOpaque, kAlgorithmText,
+      kRequestUri, kMethod,
+      kBody,  // kept for qop=auth-int only, the one digest that covers it
+      kFieldCount
+    };
+    // Fills every field, in Field order.
+    void set_fields(std::initializer_list<std::string_view> values);
+    std::string_view field(Field f) const {
+      auto begin = f == 0 ? 0 : ends[f - 1];
+      return std::string_view(text).substr(begin, ends[f] - begin);
+    }
+    std::string_view username() const { return field(kUsername); }
+    std::string_view realm() const { return field(kRealm); }
+    std::string_view nonce() const { return field(kNonce); }
+    std::string_view uri() const { return field(kUri); }
+    std::string_view response() const { return field(kResponse); }
+    std::string_view cnonce() const { return field(kCnonce); }
+    std::string_view nc() const { return field(kNc); }
+    std::string_view opaque() const { return field(kOpaque); }
+    std::string_view algorithm_text() const { return field(kAlgorithmText); }
+    std::string_view request_uri() const { return field(kRequestUri); }
+    std::string_view method() const { return field(kMethod); }
+    std::string_view body() const { return field(kBody); }
+
+    std::string text;
+    std::array<std::uint32_t, kFieldCount> ends{};
     std::optional<auth::Algorithm> algorithm;
     auth::Qop qop = auth::Qop::none;
     bool proxy = false;  // Proxy-Authorization (answers a 407) vs Authorization (a 401)
-    std::string request_uri, method;
-    std::string body;  // kept for qop=auth-int only, the one digest that covers it
     std::uint32_t cseq = 0;
     TimePoint at;
     std::uint64_t order = 0;
   };
   struct Flow {
-    std::string key, call_id, method, aor, aor_user, from_user, source;
+    std::string call_id, method, aor, aor_user, from_user, source;
     std::vector<ChallengeSeen> challenges;
     std::vector<Answer> answers;
     std::uint32_t last_cseq = 0;
@@ -85,7 +114,7 @@ class FlowTracker : public Observer {
     // Without seals: signs in the phone's requests that an ALG rewrote them (to_text of AlgHint).
     std::vector<std::string> alg_hints;
     TimePoint last_activity;
-    std::list<std::string>::iterator lru;
+    std::list<const std::string*>::iterator lru;  // its entry in lru_
   };
 
   // The verdict for a flow ending now with this final status: a final response's
@@ -104,7 +133,7 @@ class FlowTracker : public Observer {
   TrackerSettings settings_;
   Sink sink_;
   std::unordered_map<std::string, Flow> flows_;
-  std::list<std::string> lru_;  // most recently active first
+  std::list<const std::string*> lru_;  // keys of flows_ (stable node keys), most recently active first
   std::uint64_t evictions_ = 0;
   std::uint64_t verdicts_ = 0;
 };
