@@ -78,7 +78,8 @@ Challenger::Decision Challenger::fail(const char* reason, std::string user, std:
                                       std::string_view nonce, TimePoint now) {
   ++stats_.failures;
   if (sources_.size() >= kMaxSources && !sources_.count(std::string(source))) {
-    purge(now);
+    // A scan of every source: at most once a second, however many failures a flood brings.
+    if (now - sources_purged_ >= std::chrono::seconds(1)) purge(now);
     if (sources_.size() >= kMaxSources) {
       // Still full of live entries: this source is not tracked (counted, not blocked).
       ++stats_.challenges;
@@ -203,17 +204,32 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
     return d;
   };
   auto d = decide();
-  if (!key.empty()) {
-    if (recent_.size() >= kMaxRemembered) purge(now);
-    if (recent_.size() < kMaxRemembered)
-      recent_[key] = Remembered{d.kind, d.stale, d.headers, d.reason, d.user,
-                                d.ours ? std::string(d.ours->value) : std::string(), now};
-  }
+  if (!key.empty()) remember(key, d, now);
   return d;
 }
 
+void Challenger::forget(TimePoint now, bool make_room) {
+  while (!recent_order_.empty() && (now - recent_order_.front().second >= kTransactionLifetime ||
+                                    (make_room && recent_.size() >= kMaxRemembered))) {
+    auto it = recent_.find(recent_order_.front().first);
+    // A key decided again later has a newer entry in the queue: keep its decision.
+    if (it != recent_.end() && it->second.at == recent_order_.front().second) recent_.erase(it);
+    recent_order_.pop_front();
+  }
+}
+
+void Challenger::remember(const std::string& key, const Decision& d, TimePoint now) {
+  // Expired first, then the oldest while full: a flood costs each request
+  // O(1) and the newest transactions (the ones still retransmitting) stay.
+  forget(now, true);
+  recent_[key] = Remembered{d.kind, d.stale, d.headers, d.reason, d.user,
+                            d.ours ? std::string(d.ours->value) : std::string(), now};
+  recent_order_.emplace_back(key, now);
+}
+
 void Challenger::purge(TimePoint now) {
-  std::erase_if(recent_, [&](const auto& kv) { return now - kv.second.at >= kTransactionLifetime; });
+  forget(now, false);
+  sources_purged_ = now;
   std::erase_if(sources_, [&](const auto& kv) {
     return kv.second.blocked_until <= now && now - kv.second.window_start > settings_.failure_window;
   });

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -73,6 +74,7 @@ class Challenger {
     TimePoint blocked_until{};
   };
   std::unordered_map<std::string, Source> sources_;
+  TimePoint sources_purged_{};
   // The decision for each client transaction (top Via branch), so a
   // retransmission gets the same 407 (same nonce) and is not counted twice.
   struct Remembered {
@@ -85,6 +87,13 @@ class Challenger {
     TimePoint at;
   };
   std::unordered_map<std::string, Remembered> recent_;
+  // recent_'s keys in the order they were decided: expired and, when full,
+  // the oldest decisions are dropped from the front, never by a scan.
+  std::deque<std::pair<std::string, TimePoint>> recent_order_;
+  void remember(const std::string& key, const Decision& d, TimePoint now);
+  // Drops remembered decisions from the oldest: expired ones, and with
+  // make_room any until one more fits.
+  void forget(TimePoint now, bool make_room);
   Stats stats_;
 };
 

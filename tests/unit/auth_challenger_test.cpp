@@ -195,6 +195,22 @@ TEST(Challenger, RetransmissionGetsTheSameAnswerAndIsNotCountedTwice) {
   EXPECT_NE(retransmitted.ours, nullptr);
 }
 
+// A flood of new transactions (more than the challenger remembers) must not
+// make it forget the newest ones: the oldest decisions go first, so a phone's
+// retransmission still gets the nonce it was sent. (Before, a full memory was
+// scanned on every request and the newest were not remembered.)
+TEST(Challenger, WhenTheTransactionMemoryIsFullTheOldestIsForgotten) {
+  Challenger ch(settings(), "secret", store());
+  auto now = Clock::now();
+  for (int i = 0; i < 70000; ++i)
+    ch.check(parse_ok(request("REGISTER", "z9hG4bKflood" + std::to_string(i))), "10.0.0.5", now);
+  auto latest = ch.check(parse_ok(request("REGISTER", "z9hG4bKlatest")), "10.0.0.5", now);
+  auto again = ch.check(parse_ok(request("REGISTER", "z9hG4bKlatest")), "10.0.0.5", now + std::chrono::seconds(1));
+  EXPECT_EQ(latest.headers, again.headers);
+  auto oldest = ch.check(parse_ok(request("REGISTER", "z9hG4bKflood0")), "10.0.0.5", now + std::chrono::seconds(1));
+  EXPECT_NE(oldest.headers, latest.headers);  // forgotten: a fresh nonce
+}
+
 TEST(Challenger, ChallengesInTheSameSecondGetDistinctNoncesAndEachIsUsable) {
   Challenger ch(settings(), "secret", store());
   auto now = Clock::now();
