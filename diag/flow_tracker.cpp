@@ -34,7 +34,7 @@ std::string uri_user(std::string_view name_addr_text, std::string* uri_out = nul
   return std::string(na->uri.user);
 }
 
-std::vector<std::string> algorithm_names(const std::vector<Algorithm>& algorithms) {
+std::vector<std::string> algorithm_names(std::span<const Algorithm> algorithms) {
   std::vector<std::string> out;
   for (auto a : algorithms) out.emplace_back(auth::to_string(a));
   return out;
@@ -99,7 +99,8 @@ void FlowTracker::on_request(const Observed& e) {
   std::optional<auth::Credentials> chosen;
   bool chosen_proxy = false;
   int chosen_rank = -1;
-  const std::string* latest_realm = flow->challenges.empty() ? nullptr : &flow->challenges.back().realm;
+  std::optional<std::string_view> latest_realm;
+  if (!flow->challenges.empty()) latest_realm = flow->challenges.back().realm();
   for (const auto& h : m.headers) {
     bool proxy = h.id == sip::HeaderId::ProxyAuthorization;
     if (!proxy && h.id != sip::HeaderId::Authorization) continue;
@@ -109,7 +110,7 @@ void FlowTracker::on_request(const Observed& e) {
     int rank = 0;
     if (latest_realm && realm == *latest_realm) rank = 2;
     else if (std::any_of(flow->challenges.begin(), flow->challenges.end(),
-                         [&](const ChallengeSeen& c) { return c.realm == realm; }))
+                         [&](const ChallengeSeen& c) { return c.realm() == realm; }))
       rank = 1;
     if (rank > chosen_rank) {
       chosen = *creds;
@@ -162,28 +163,39 @@ void FlowTracker::on_response(const Observed& e) {
     if (!parsed) continue;
     for (const auto& ch : *parsed) {
       if (first) {
-        c.realm = ch.realm;
-        c.nonce = ch.nonce;
-        c.opaque = ch.opaque;
-        c.qops = ch.qops;
+        c.set_first(ch.realm, ch.nonce, ch.opaque);
+        for (auto q : ch.qops) c.offer(q);
         first = false;
-      } else if (ch.nonce != c.nonce &&
+      } else if (ch.nonce != c.nonce() &&
                  std::find(c.other_nonces.begin(), c.other_nonces.end(), ch.nonce) == c.other_nonces.end()) {
         c.other_nonces.push_back(ch.nonce);
       }
       c.stale = c.stale || ch.stale;
-      if (std::find(c.algorithms.begin(), c.algorithms.end(), ch.algorithm) == c.algorithms.end())
-        c.algorithms.push_back(ch.algorithm);
+      c.offer(ch.algorithm);
     }
   }
   // A retransmitted challenge (same nonce, nothing answered since) is not a new one.
-  if (flow->awaiting_answer && !flow->challenges.empty() && flow->challenges.back().nonce == c.nonce &&
+  if (flow->awaiting_answer && !flow->challenges.empty() && flow->challenges.back().nonce() == c.nonce() &&
       flow->challenges.back().status == c.status)
     return;
   c.order = ++flow->events;
   flow->challenges.push_back(std::move(c));
   flow->awaiting_answer = true;
   if (static_cast<int>(flow->challenges.size()) >= settings_.loop_challenges) end(key, m.status, e.time);
+}
+
+void FlowTracker::ChallengeSeen::set_first(std::string_view realm, std::string_view nonce, std::string_view opaque) {
+  text.clear();
+  text.reserve(realm.size() + nonce.size() + opaque.size());
+  text.append(realm).append(nonce).append(opaque);
+  realm_end = static_cast<std::uint32_t>(realm.size());
+  nonce_end = static_cast<std::uint32_t>(realm.size() + nonce.size());
+}
+
+void FlowTracker::ChallengeSeen::offer(auth::Algorithm a) {
+  auto known = algorithms();
+  if (std::find(known.begin(), known.end(), a) == known.end() && offered_count < offered.size())
+    offered[offered_count++] = a;
 }
 
 void FlowTracker::Answer::set_fields(std::initializer_list<std::string_view> values) {
@@ -305,8 +317,8 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
     return set(f.challenges.empty() ? VerdictKind::ok : VerdictKind::ok_after_challenge, Confidence::certain);
   if (final_status == 0 || !last_challenge) return set(VerdictKind::unanswered, Confidence::certain);
   if (f.answers.empty()) {
-    ev.emplace_back("challenge_realm", last_challenge->realm);
-    ev.emplace_back("offered_algorithms", algorithm_names(last_challenge->algorithms));
+    ev.emplace_back("challenge_realm", std::string(last_challenge->realm()));
+    ev.emplace_back("offered_algorithms", algorithm_names(last_challenge->algorithms()));
     return set(VerdictKind::no_credentials, Confidence::certain);
   }
 
@@ -318,12 +330,12 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
   for (const auto& c : f.challenges) {
     if (c.order < a.order) answered = &c;
     if (c.order > a.order && !following) following = &c;
-    if (c.order < a.order && (c.nonce == a.nonce() || std::find(c.other_nonces.begin(), c.other_nonces.end(),
+    if (c.order < a.order && (c.nonce() == a.nonce() || std::find(c.other_nonces.begin(), c.other_nonces.end(),
                                                                  a.nonce()) != c.other_nonces.end()))
       issuer = &c;
   }
   if (!answered) answered = last_challenge;
-  ev.emplace_back("challenge_realm", answered->realm);
+  ev.emplace_back("challenge_realm", std::string(answered->realm()));
   ev.emplace_back("credential_realm", std::string(a.realm()));
   ev.emplace_back("credential_username", std::string(a.username()));
   ev.emplace_back("aor_user", f.aor_user);
@@ -331,17 +343,17 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
   ev.emplace_back("credential_response", settings_.redact ? std::string(a.response().substr(0, 8)) + "..." : std::string(a.response()));
   ev.emplace_back("answer_delay_s", seconds(a.at - answered->at));
 
-  if (a.realm() != answered->realm) return set(VerdictKind::realm_mismatch, Confidence::certain);
+  if (a.realm() != answered->realm()) return set(VerdictKind::realm_mismatch, Confidence::certain);
 
   auto algorithm = a.algorithm.value_or(Algorithm::md5);
-  bool algorithm_offered = answered->algorithms.empty() ||
-                           std::find(answered->algorithms.begin(), answered->algorithms.end(), algorithm) !=
-                               answered->algorithms.end();
+  auto offered = answered->algorithms();
+  bool algorithm_offered =
+      offered.empty() || std::find(offered.begin(), offered.end(), algorithm) != offered.end();
   // Without qop in the challenge the client must not use one (RFC 2069 form).
   bool qop_offered = a.qop == Qop::none ||
-                     std::find(answered->qops.begin(), answered->qops.end(), a.qop) != answered->qops.end();
+                     answered->offers(a.qop);
   if (!algorithm_offered || !qop_offered) {
-    ev.emplace_back("offered_algorithms", algorithm_names(answered->algorithms));
+    ev.emplace_back("offered_algorithms", algorithm_names(answered->algorithms()));
     ev.emplace_back("credential_algorithm", a.algorithm_text().empty() ? std::string("MD5") : std::string(a.algorithm_text()));
     if (!qop_offered) ev.emplace_back("credential_qop", std::string(auth::to_string(a.qop)));
     return set(VerdictKind::algorithm_unsupported, Confidence::certain);
@@ -363,7 +375,7 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
 
   // With the password known, recompute instead of guessing.
   if (settings_.known) {
-    if (auto ha1 = settings_.known->ha1(a.username(), answered->realm, algorithm)) {
+    if (auto ha1 = settings_.known->ha1(a.username(), answered->realm(), algorithm)) {
       auth::DigestInput in{algorithm, *ha1, a.nonce(), a.cnonce(), a.nc(), a.qop, a.method(), a.uri(), a.body()};
       bool verified = auth::equal_constant_time(auth::compute_response(in), a.response());
       ev.emplace_back("response_verified", verified);
@@ -383,7 +395,7 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
       return set(VerdictKind::auth_loop, Confidence::likely);
     }
     // The store speaks for a realm it lists users of (and for our own realm).
-    if (last_challenge->by_sipwitness || settings_.known->covers_realm(answered->realm))
+    if (last_challenge->by_sipwitness || settings_.known->covers_realm(answered->realm()))
       return set(VerdictKind::username_mismatch, Confidence::certain);
   }
   if (a.username() != f.aor_user && a.username() != f.from_user)

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <list>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "auth/credentials.hpp"
@@ -53,11 +54,26 @@ class FlowTracker : public Observer {
   std::uint64_t evictions() const { return evictions_; }
   std::uint64_t verdicts() const { return verdicts_; }
 
+  // Compact for the same reason as Answer: realm, nonce and opaque share one
+  // buffer, the offered algorithms and qops are held inline.
   struct ChallengeSeen {
-    std::string realm, nonce, opaque;  // of the first challenge in the response
+    // realm, nonce and opaque of the first challenge in the response.
+    void set_first(std::string_view realm, std::string_view nonce, std::string_view opaque);
+    std::string_view realm() const { return std::string_view(text).substr(0, realm_end); }
+    std::string_view nonce() const { return std::string_view(text).substr(realm_end, nonce_end - realm_end); }
+    std::string_view opaque() const { return std::string_view(text).substr(nonce_end); }
+    // Offered, in order, each once.
+    std::span<const auth::Algorithm> algorithms() const { return {offered.data(), offered_count}; }
+    void offer(auth::Algorithm a);
+    bool offers(auth::Qop q) const { return (qop_bits >> static_cast<unsigned>(q)) & 1u; }
+    void offer(auth::Qop q) { qop_bits = static_cast<std::uint8_t>(qop_bits | (1u << static_cast<unsigned>(q))); }
+
+    std::string text;
+    std::uint32_t realm_end = 0, nonce_end = 0;
     std::vector<std::string> other_nonces;  // one per further challenge that has its own (RFC 8760)
-    std::vector<auth::Algorithm> algorithms;  // offered, in order
-    std::vector<auth::Qop> qops;
+    std::array<auth::Algorithm, 6> offered{};  // every algorithm there is, at most once each
+    std::uint8_t offered_count = 0;
+    std::uint8_t qop_bits = 0;
     bool stale = false;
     int status = 0;             // 401 or 407
     bool by_sipwitness = false; // our own 407
