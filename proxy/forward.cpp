@@ -103,15 +103,18 @@ bool is_looped(const sip::Message& request, const std::vector<LocalEndpoint>& ou
 
 std::string via_with_received(std::string_view via_item, const Address& source) {
   auto via = sip::parse_via(via_item);
-  if (!via) return std::string(via_item);
+  return via ? via_with_received(via_item, *via, source) : std::string(via_item);
+}
+
+std::string via_with_received(std::string_view via_item, const sip::Via& via, const Address& source) {
   EditList edits;
   auto offset_in_item = [&](std::string_view inner) { return static_cast<std::uint32_t>(inner.data() - via_item.data()); };
   auto src_ip = source.ip();
-  auto via_host = via->host;
+  auto via_host = via.host;
   if (via_host.size() > 2 && via_host.front() == '[') via_host = via_host.substr(1, via_host.size() - 2);
-  if (via->has_rport && via->rport.empty()) {
+  if (via.has_rport && via.rport.empty()) {
     // Fill in "rport" with the source port (RFC 3581 4), right after the name.
-    auto params = via->params;
+    auto params = via.params;
     for (std::size_t pos = params.find(';'); pos != std::string_view::npos; pos = params.find(';', pos + 1)) {
       std::size_t name = pos + 1;
       while (name < params.size() && sip::is_ws(params[name])) ++name;
@@ -124,7 +127,7 @@ std::string via_with_received(std::string_view via_item, const Address& source) 
     }
   }
   // received= when the sent-by host is not the source address, and always with rport.
-  if (via->received.empty() && (via->has_rport || !sip::iequals(via_host, src_ip)))
+  if (via.received.empty() && (via.has_rport || !sip::iequals(via_host, src_ip)))
     edits.insert(static_cast<std::uint32_t>(via_item.size()), ";received=" + src_ip);
   return edits.apply(via_item);
 }
@@ -160,7 +163,7 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
   edits.insert(via_header->begin, std::move(via));
   auto sender_via = sip::top_via(r);
   edits.replace(r.offset_of(sender_via), static_cast<std::uint32_t>(sender_via.size()),
-                via_with_received(sender_via, source));
+                via_with_received(sender_via, r.via, source));
 
   // Max-Forwards (16.6 step 3): decrement, or add 70 when absent.
   if (const auto* mf = r.first(sip::HeaderId::MaxForwards)) {

@@ -40,6 +40,8 @@ bool is_ours(std::string_view host, std::uint16_t port, const std::vector<LocalE
 // address differs or rport was asked for) and rport's value filled in; every
 // other byte of the element is kept.
 std::string via_with_received(std::string_view via_item, const Address& source);
+// The same for an element already parsed (a Message's top Via: parse read it).
+std::string via_with_received(std::string_view via_item, const sip::Via& via, const Address& source);
 
 struct RequestEdits {
   LocalEndpoint out;                // endpoint the request leaves from
