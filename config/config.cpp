@@ -232,22 +232,35 @@ void read_lab(const Reader& r, const YAML::Node& n, Lab& l) {
 }
 
 void read_relay(const Reader& r, const YAML::Node& n, Relay& rl) {
-  r.check_keys(n, "relay", {"record_route", "add_path", "tcp_idle_timeout", "max_tcp_connections", "max_bindings"});
+  r.check_keys(n, "relay",
+               {"record_route", "add_path", "tcp_idle_timeout", "max_tcp_connections", "max_bindings", "drain_timeout"});
   if (n["record_route"]) rl.record_route = r.boolean(n["record_route"], "relay.record_route");
   if (n["add_path"]) rl.add_path = r.boolean(n["add_path"], "relay.add_path");
   if (n["tcp_idle_timeout"]) rl.tcp_idle_timeout = r.duration(n["tcp_idle_timeout"], "relay.tcp_idle_timeout");
   if (n["max_tcp_connections"])
     rl.max_tcp_connections = r.number(n["max_tcp_connections"], "relay.max_tcp_connections", 1, 1000000);
   if (n["max_bindings"]) rl.max_bindings = r.number(n["max_bindings"], "relay.max_bindings", 1, 10000000);
+  if (n["drain_timeout"]) rl.drain_timeout = r.duration(n["drain_timeout"], "relay.drain_timeout");
 }
 
 void read_limits(const Reader& r, const YAML::Node& n, Limits& l) {
-  r.check_keys(n, "limits", {"max_message_bytes", "max_headers", "max_line_bytes"});
+  r.check_keys(n, "limits", {"max_message_bytes", "max_headers", "max_line_bytes", "max_pending_requests",
+                             "max_requests_per_source", "max_connections_per_source", "max_connection_buffer"});
   // 65535 is the largest UDP payload; streams are held to the same bound.
   if (n["max_message_bytes"])
     l.max_message_bytes = r.number(n["max_message_bytes"], "limits.max_message_bytes", 512, 65535);
   if (n["max_headers"]) l.max_headers = r.number(n["max_headers"], "limits.max_headers", 8, 1024);
   if (n["max_line_bytes"]) l.max_line_bytes = r.number(n["max_line_bytes"], "limits.max_line_bytes", 128, 65535);
+  if (n["max_pending_requests"])
+    l.max_pending_requests = r.number(n["max_pending_requests"], "limits.max_pending_requests", 1, 10000000);
+  if (n["max_requests_per_source"])
+    l.max_requests_per_source = static_cast<std::uint32_t>(
+        r.number(n["max_requests_per_source"], "limits.max_requests_per_source", 0, 10000000));
+  if (n["max_connections_per_source"])
+    l.max_connections_per_source = static_cast<std::uint32_t>(
+        r.number(n["max_connections_per_source"], "limits.max_connections_per_source", 0, 1000000));
+  if (n["max_connection_buffer"])
+    l.max_connection_buffer = r.number(n["max_connection_buffer"], "limits.max_connection_buffer", 65536, 1 << 30);
 }
 
 Config read(const YAML::Node& root, const Reader& r) {

@@ -107,12 +107,17 @@ struct Relay {
   std::chrono::seconds tcp_idle_timeout{600};
   std::size_t max_tcp_connections = 4096;
   std::size_t max_bindings = 100000;
+  std::chrono::seconds drain_timeout{5};  // SIGTERM: how long transactions in flight may take to finish
 };
 
 struct Limits {
   std::size_t max_message_bytes = 65535;
   std::size_t max_headers = 128;
   std::size_t max_line_bytes = 8192;
+  std::size_t max_pending_requests = 16384;    // requests awaiting a final answer that are followed
+  std::uint32_t max_requests_per_source = 2000;  // per second and source IP (not the upstream); 0 = none
+  std::uint32_t max_connections_per_source = 256;  // TCP/TLS from one IP; 0 = none
+  std::size_t max_connection_buffer = 1 << 20;   // bytes queued toward one connection
 };
 
 struct Log {

@@ -219,15 +219,25 @@ int run(const std::string& config_path, bool check_only) {
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer), nullptr);
     rc = 1;
   }
-  // SIGTERM / SIGINT: close every handle so uv_run returns and we exit 0.
+  // SIGTERM / SIGINT: drain (transactions in flight finish, nothing new
+  // starts), then close every handle so uv_run returns and we exit 0.
   struct Stopper {
     sw::proxy::Server* server;
-    const sw::config::Config* cfg;
+    std::string config_path;
     sw::diag::FlowTracker* tracker;
     VerdictLog* verdict_log;
     uv_timer_t* tick_timer;
     uv_signal_t signals[3];
-  } stopper{&server, &cfg, &tracker, &verdict_log, &tick_timer, {}};
+    void stop() {
+      server->shutdown();
+      // Flows still open get their verdict now: the log loses nothing.
+      tracker->finish(std::chrono::system_clock::now());
+      verdict_log->detach();
+      uv_close(reinterpret_cast<uv_handle_t*>(tick_timer), nullptr);
+      for (auto& h : signals)
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
+    }
+  } stopper{&server, config_path, &tracker, &verdict_log, &tick_timer, {}};
   if (rc == 0) {
     const int numbers[2] = {SIGTERM, SIGINT};
     for (int i = 0; i < 2; ++i) {
@@ -238,18 +248,12 @@ int run(const std::string& config_path, bool check_only) {
           [](uv_signal_t* s, int signum) {
             auto* st = static_cast<Stopper*>(s->data);
             spdlog::get("sipwitness")->info("signal {}: stopping", signum);
-            st->server->shutdown();
-            // Flows still open get their verdict now: the log loses nothing.
-            st->tracker->finish(std::chrono::system_clock::now());
-            st->verdict_log->detach();
-            uv_close(reinterpret_cast<uv_handle_t*>(st->tick_timer), nullptr);
-            for (auto& h : st->signals)
-              if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
+            st->server->drain([st] { st->stop(); });  // a second signal stops at once
           },
           numbers[i]);
     }
-    // SIGHUP: reload the TLS certificates and the users file; a broken file
-    // keeps what is running.
+    // SIGHUP: reload the config file, the TLS certificates and the users file;
+    // a broken file keeps what is running.
     uv_signal_init(loop, &stopper.signals[2]);
     stopper.signals[2].data = &stopper;
     uv_signal_start(
@@ -258,9 +262,20 @@ int run(const std::string& config_path, bool check_only) {
           auto* st = static_cast<Stopper*>(s->data);
           auto logger = spdlog::get("sipwitness");
           st->server->reload_tls();
-          if (st->cfg->challenge.users.empty() && st->cfg->diag.known_credentials.empty()) return;
+          sw::config::Config fresh_cfg;
           try {
-            auto fresh = load_stores(*st->cfg);
+            fresh_cfg = sw::config::load_file(st->config_path);
+          } catch (const sw::config::ConfigError& e) {
+            logger->error("SIGHUP: kept the running config: {}", e.what());
+            return;
+          }
+          logger->set_level(spdlog::level::from_str(fresh_cfg.log.level));
+          logger->info("SIGHUP: reloaded the config: log.level {}, users and known credentials now; "
+                       "listen, upstream, dns, relay, limits, challenge settings, diag and lab at the next start",
+                       fresh_cfg.log.level);
+          if (fresh_cfg.challenge.users.empty() && fresh_cfg.diag.known_credentials.empty()) return;
+          try {
+            auto fresh = load_stores(fresh_cfg);
             logger->info("SIGHUP: reloaded users ({} users, {} known credentials)",
                          fresh.users ? fresh.users->size() : 0, fresh.known ? fresh.known->size() : 0);
             st->server->reload_users(std::move(fresh.users));

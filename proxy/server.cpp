@@ -1,6 +1,8 @@
 #include "server.hpp"
 
 #include <ifaddrs.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,12 +19,12 @@ namespace {
 
 constexpr std::size_t kMaxReplaysPending = 1024;  // messages waiting for DNS at once, all names together
 constexpr std::size_t kMaxDnsEntries = 4096;
-constexpr std::size_t kMaxWriteQueue = 1 << 20;  // bytes queued on one TCP connection
 constexpr std::size_t kMaxSourceIps = 4096;      // peer IPs whose local source address is cached
 constexpr std::size_t kMaxTlsTickets = 4096;     // peers whose TLS session we can resume
-constexpr std::size_t kMaxUpstreamRequests = 16384;  // requests remembered for failover at once
 // Timer C (RFC 3261 16.6 step 11): an INVITE without a final answer is let go then.
-constexpr auto kUpstreamRequestMaxAge = std::chrono::seconds(180);
+constexpr auto kInviteMaxAge = std::chrono::seconds(180);
+// Timer F (RFC 3261 17.1.2.2): the sender of any other request has given up by then.
+constexpr auto kRequestMaxAge = std::chrono::seconds(32);
 constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
 // One datagram per read. recvmmsg (libuv's UV_UDP_RECVMMSG) was measured and
 // left out: with a load generator that sends in bursts it tripled the kernel
@@ -50,6 +52,16 @@ bool is_loopback(const Address& a) { return a.ip().starts_with("127.") || a.ip()
 
 sip::Framing framing_of(Transport t) { return t == Transport::udp ? sip::Framing::datagram : sip::Framing::stream; }
 
+// Our branch in what could be read of a message (an ICMP error returns only its start).
+std::string top_via_branch(const sip::Salvage& m) {
+  for (const auto& [id, value] : m.headers)
+    if (id == sip::HeaderId::Via) {
+      auto via = sip::parse_via(sip::trim(value.substr(0, value.find(','))));
+      return via ? std::string(via->branch) : std::string();
+    }
+  return {};
+}
+
 }  // namespace
 
 struct Server::Listener {
@@ -76,6 +88,7 @@ struct Server::Connection {
   bool connected = false;
   int open_handles = 0;  // freed when both handles' close callbacks ran
   bool closing = false;
+  bool counted_for_source = false;  // an accepted connection in limits.max_connections_per_source
   std::string inbuf;
   std::vector<std::string> queued;                       // written once connected
   std::vector<std::pair<std::string, Flow>> on_failure;  // replies if the connect fails
@@ -92,6 +105,12 @@ struct UdpSendReq {
 };
 }  // namespace
 
+template <class Detail>
+void Server::limit_hit(Limit limit, const Detail& detail) {
+  if (limit_report_.hit(limit, LimitClock::now()))
+    log_->warn("{} [limit hit; more hits are counted and reported every 10s]", detail());
+}
+
 Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
                std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users,
                std::string lab_key)
@@ -105,7 +124,8 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
       seal_prefix_(auth::random_hex(4)),
       udp_buffer_(kDatagramBuffer),
-      tls_buffer_(kStreamChunk) {
+      tls_buffer_(kStreamChunk),
+      source_limits_({cfg_.limits.max_requests_per_source, cfg_.limits.max_connections_per_source}) {
   observers_want_self_ =
       std::any_of(observers_.begin(), observers_.end(), [](const diag::Observer* o) { return o->wants_self(); });
   upstream_.transport = cfg_.upstream.transport;
@@ -189,6 +209,14 @@ bool Server::start() {
         uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &receive);
         uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &send);
         log_->debug("listen[{}]: udp socket buffers {} bytes receive, {} send", i, receive, send);
+        // ICMP errors (port or host unreachable) for what we send, so a request
+        // to a dead next hop is answered at once (read_icmp_errors).
+        uv_os_fd_t fd = -1;
+        int on = 1;
+        if (uv_fileno(reinterpret_cast<uv_handle_t*>(&l->udp), &fd) == 0) {
+          if (addr->family() == AF_INET6) ::setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof on);
+          ::setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof on);
+        }
         rc = uv_udp_recv_start(&l->udp, &Server::on_udp_alloc, &Server::on_udp_recv);
       }
       if (rc == 0) uv_udp_getsockname(&l->udp, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -241,10 +269,9 @@ bool Server::start() {
   }
   // Resolve the upstream early so its requests are recognised from the first one.
   if (upstream_dns_.candidates.empty()) resolve_upstream();
-  uv_timer_init(loop_, &failover_timer_);
-  failover_timer_.data = this;
-  uv_timer_start(
-      &failover_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->check_upstream_silence(); }, 200, 200);
+  uv_timer_init(loop_, &pending_timer_);
+  pending_timer_.data = this;
+  uv_timer_start(&pending_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->data)->check_pending(); }, 200, 200);
 
   uv_timer_init(loop_, &housekeeping_);
   housekeeping_.data = this;
@@ -254,10 +281,29 @@ bool Server::start() {
         auto* self = static_cast<Server*>(t->data);
         self->bindings_.purge(Clock::now());
         if (self->challenger_) self->challenger_->purge(std::chrono::system_clock::now());
+        for (const auto& line : self->limit_report_.summary(LimitClock::now())) self->log_->warn("{}", line);
       },
       10000, 10000);
   log_->info("ready: relaying to {} ({} listeners)", cfg_.upstream.uri, listeners_.size());
   return true;
+}
+
+void Server::drain(std::function<void()> done) {
+  if (drained_ || shutting_down_) {  // asked again: stop now
+    auto now = std::exchange(drained_, nullptr);
+    if (now) now();
+    return;
+  }
+  // Stop accepting connections; UDP listeners stay open, since responses for
+  // the transactions in flight arrive there.
+  for (auto& l : listeners_)
+    if (l->cfg.transport != Transport::udp && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
+      uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+  log_->info("draining: {} transaction{} in flight, stopping within {}s", pending_.size(),
+             pending_.size() == 1 ? "" : "s", cfg_.relay.drain_timeout.count());
+  drained_ = std::move(done);
+  drain_deadline_ = Clock::now() + cfg_.relay.drain_timeout;
+  if (pending_.empty()) check_pending();
 }
 
 void Server::shutdown() {
@@ -271,7 +317,7 @@ void Server::shutdown() {
   std::vector<Connection*> open;
   for (auto& [id, c] : connections_) open.push_back(c.get());
   for (auto* c : open) close_connection(*c, "shutting down");
-  for (auto* timer : {&housekeeping_, &failover_timer_})
+  for (auto* timer : {&housekeeping_, &pending_timer_})
     if (timer->loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(timer)))
       uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
   if (resolver_) resolver_->close();
@@ -291,11 +337,15 @@ void Server::on_udp_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
 void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
   auto* l = static_cast<Listener*>(handle->data);
   auto* self = l->server;
-  if (nread < 0) {
+  if (nread < 0 && nread != UV_ECONNREFUSED && nread != UV_EHOSTUNREACH && nread != UV_ENETUNREACH)
     self->log_->warn("udp receive error on {}: {}", l->bound.to_string(), uv_strerror(static_cast<int>(nread)));
+  if (nread < 0 || !addr) {
+    // IP_RECVERR: an ICMP error shows as a receive error once, and keeps the
+    // socket readable until its queue is read (else the loop would spin).
+    self->read_icmp_errors(*l);
     return;
   }
-  if (nread == 0 || !addr) return;
+  if (nread == 0) return;
   Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
     ++self->counters_.dropped;
@@ -337,11 +387,23 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
     c->local = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
   if (self->connections_.size() > self->cfg_.relay.max_tcp_connections) {
     ++self->counters_.tcp_refused;
-    self->log_->warn("tcp connection from {} refused: {} connections open (relay.max_tcp_connections)",
-                     c->remote.to_string(), self->connections_.size() - 1);
+    self->limit_hit(Limit::tcp_connections, [&] {
+      return fmt::format("tcp connection from {} refused: {} connections open (relay.max_tcp_connections)",
+                         c->remote.to_string(), self->connections_.size() - 1);
+    });
     self->close_connection(*c, "connection limit");
     return;
   }
+  if (!self->source_limits_.open_connection(c->remote.ip(), LimitClock::now())) {
+    ++self->counters_.tcp_refused;
+    self->limit_hit(Limit::connections_per_source, [&] {
+      return fmt::format("tcp connection from {} refused: {} connections from that address (limits.max_connections_per_source)",
+                         c->remote.to_string(), self->cfg_.limits.max_connections_per_source);
+    });
+    self->close_connection(*c, "connection limit per source");
+    return;
+  }
+  c->counted_for_source = true;
   if (l->cfg.transport == Transport::tls) {
     c->transport = Transport::tls;
     c->tls = tls::Session::accept(self->listen_tls_[l->index]);
@@ -385,7 +447,12 @@ void Server::on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
       self->log_->warn("tls handshake with {} failed: closed by the peer during the handshake",
                        self->describe(flow_of(*c)));
     }
-    self->close_connection(*c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
+    const char* why = nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread));
+    if (auto unfinished = c->inbuf.find_first_not_of("\r\n"); unfinished != std::string::npos)
+      self->log_->warn("{} connection from {} closed mid-message: {} bytes of an unfinished message discarded ({})",
+                       config::to_string(c->transport), self->describe(flow_of(*c)), c->inbuf.size() - unfinished,
+                       why);
+    self->close_connection(*c, why);
     return;
   }
   if (nread == 0) return;
@@ -489,9 +556,21 @@ void Server::handle_lab_arrival(const sip::Message& m, const Source& in, sip::Fr
 
 void Server::handle_message(const sip::Message& m, const Source& in, std::string_view wire,
                             const diag::SealCheck* seal) {
+  // A flood from one address is dropped before it costs anything more (no
+  // answer: a reply would double the flood); the upstream is never limited.
+  if (m.is_request && cfg_.limits.max_requests_per_source &&
+      !source_limits_.allow_request(in.flow.remote.ip(), LimitClock::now()) && !from_upstream(in.flow)) {
+    ++counters_.dropped;
+    limit_hit(Limit::requests_per_source, [&] {
+      return fmt::format("drop: {} from {} call-id={}: over {} requests/s from that address (limits.max_requests_per_source)",
+                         m.method, describe(in.flow), m.value(sip::HeaderId::CallId),
+                         cfg_.limits.max_requests_per_source);
+    });
+    return;
+  }
   // A 503 answered by failover never reaches the phone, so the diagnosis (which
   // follows what the phone lives through) does not see it either.
-  if (!m.is_request && !upstream_requests_.empty() && !note_upstream_response(m, in)) return;
+  if (!m.is_request && !pending_.empty() && !note_response(m, in)) return;
   if (!observers_.empty()) {
     std::string self;
     if (observers_want_self_) {
@@ -518,6 +597,10 @@ void Server::answer_probe(const sip::Message& m, const Source& in, const diag::S
 }
 
 void Server::reject_malformed(std::string_view bytes, const Source& in, const Error& error) {
+  std::optional<Limit> limit;
+  if (error.code == Errc::too_large) limit = Limit::message_bytes;
+  if (error.code == Errc::too_many_headers) limit = Limit::headers;
+  if (error.code == Errc::line_too_long) limit = Limit::line_bytes;
   auto salvaged = sip::salvage(bytes, limits_);
   int status = error.code == Errc::bad_version ? 505 : 400;
   const char* reason = status == 505 ? "Version Not Supported" : "Bad Request";
@@ -525,16 +608,16 @@ void Server::reject_malformed(std::string_view bytes, const Source& in, const Er
   std::string call_id;
   for (const auto& [id, v] : salvaged.headers)
     if (id == sip::HeaderId::CallId) call_id = std::string(v.substr(0, 128));
-  if (reply.empty()) {
-    ++counters_.dropped;
-    log_->warn("drop: malformed message from {} ({} bytes, call-id={}): {}", describe(in.flow), bytes.size(),
-               call_id.empty() ? "?" : call_id, error.detail);
-    return;
-  }
-  ++counters_.rejected;
-  log_->warn("reject: {} {} to malformed {} from {} (call-id={}): {}", status, reason, salvaged.method,
-             describe(in.flow), call_id.empty() ? "?" : call_id, error.detail);
-  send_to_flow(in.flow, std::move(reply));
+  auto line = [&] {
+    return reply.empty() ? fmt::format("drop: malformed message from {} ({} bytes, call-id={}): {}", describe(in.flow),
+                                       bytes.size(), call_id.empty() ? "?" : call_id, error.detail)
+                         : fmt::format("reject: {} {} to malformed {} from {} (call-id={}): {}", status, reason,
+                                       salvaged.method, describe(in.flow), call_id.empty() ? "?" : call_id, error.detail);
+  };
+  ++(reply.empty() ? counters_.dropped : counters_.rejected);
+  if (limit) limit_hit(*limit, line);  // a limit hit is logged once per interval, not per packet
+  else log_->warn("{}", line());
+  if (!reply.empty()) send_to_flow(in.flow, std::move(reply));
 }
 
 void Server::handle_request(const sip::Message& m, const Source& in) {
@@ -551,6 +634,11 @@ void Server::handle_request(const sip::Message& m, const Source& in) {
       send_reply(m, in, d.status, d.reason, d.detail);
       return;
     case RequestDecision::Kind::forward: {
+      // Draining: what is under way finishes (ACK, CANCEL, in-dialog requests), nothing new starts.
+      if (drained_ && m.method != "ACK" && m.method != "CANCEL" && m.to_tag.empty()) {
+        send_reply(m, in, 503, "Service Unavailable", "shutting down");
+        return;
+      }
       const sip::Header* own_credentials = nullptr;
       if (challenger_ && !from_upstream(in.flow) && answer_challenge(m, in, &own_credentials)) return;
       forward_request(m, in, d, own_credentials);
@@ -628,14 +716,12 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
                              const sip::Header* own_credentials) {
   Address dst;
   Transport transport = d.target.transport;
-  std::string branch, candidate;
-  bool failover = false;
+  const auto branch = compute_branch(m);
   if (d.target.flow) {
     dst = d.target.flow->remote;
   } else if (d.target.upstream) {
     const auto* candidates = upstream_candidates(m.raw, in, framing_of(in.flow.transport));
     if (!candidates) return;  // replayed once resolved
-    branch = compute_branch(m);
     const auto* chosen = choose_upstream(*candidates, branch);
     if (!chosen) {
       send_reply(m, in, 503, "Service Unavailable", "cannot resolve the upstream");
@@ -643,11 +729,6 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
     }
     transport = chosen->transport;
     dst = chosen->address;
-    candidate = connection_key(dst, transport);
-    // With somewhere else to go, silence or a 503 moves the request on, and a
-    // failed connection is waited out rather than answered with a 503.
-    failover = m.method != "ACK" &&
-               (has_alternative(*candidates, candidate, branch) || upstream_requests_.count(branch));
   } else {
     auto addresses = resolve(d.target.host, m.raw, in, framing_of(in.flow.transport));
     if (!addresses) return;
@@ -682,17 +763,27 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   // The inner side of a lab sits behind the device under test, most often a NAT.
   how.ask_rport = cfg_.lab.role == config::LabRole::inner && !lab_key_.empty() && on_lab_path(out_flow);
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
-  if (d.add_path) bindings_.remember_register(compute_branch(m), m, in.flow, Clock::now());
+  if (d.add_path) bindings_.remember_register(branch, m, in.flow, Clock::now());
   ++counters_.forwarded_requests;
-  if (failover) remember_upstream_request(branch, candidate, m, in, own_credentials, bytes);
+  const auto key = connection_key(dst, transport);
+  const bool remembered = m.method != "ACK" && m.method != "CANCEL" &&
+                          remember_request(branch, key, d.target.upstream && !d.target.flow, m, in, own_credentials,
+                                           bytes);
+  // A remembered request learns of a failure through request_failed (the next
+  // upstream target, or a 503); any other is answered here.
   FailureReply failure;
-  if (m.method != "ACK" && !failover) {
+  if (m.method != "ACK" && !remembered) {
     failure = [&] {
       return std::make_pair(make_reply(m, in.flow.remote, 503, "Service Unavailable", "next hop unreachable", secret_),
                             in.flow);
     };
   }
-  send(out_flow, std::move(bytes), failure, Shown{&m}, tls_name_for(d.target));
+  if (!send(out_flow, std::move(bytes), failure, Shown{&m}, tls_name_for(d.target)) && remembered) {
+    // Unless a lost connection already moved it on or answered it.
+    auto it = pending_.find(branch);
+    if (it != pending_.end() && it->second.candidate == key)
+      request_failed(branch, 503, "Service Unavailable", "next hop unreachable");
+  }
 }
 
 void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail) {
@@ -705,9 +796,9 @@ void Server::send_reply(const sip::Message& m, const Source& in, int status, con
 
 void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std::move(bytes), nullptr, Shown{}); }
 
-void Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
+bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
                   std::string_view tls_name) {
-  if (shutting_down_) return;  // handles are closing: nothing new goes out
+  if (shutting_down_) return true;  // handles are closing: nothing new goes out, and nothing is answered
   if (!lab_key_.empty() && (shown.relayed || shown.own_reply) && on_lab_path(to))
     bytes = sealed(std::move(bytes), to.transport);
   auto show = [&](const Listener& l, const Connection* c) {
@@ -729,6 +820,7 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
       auto [reply, back] = on_failure();
       send_local_reply(back, std::move(reply));
     }
+    return false;
   };
   if (transport == Transport::udp) {
     auto* l = listener_for(to.listener, Transport::udp, dst.family());
@@ -736,7 +828,11 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     show(*l, nullptr);
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
-    if (rc >= 0) return;
+    // IP_RECVERR: an ICMP error for an earlier datagram (read from the error
+    // queue later) fails the next send on the socket once; that send is not at fault.
+    if (rc == UV_ECONNREFUSED || rc == UV_EHOSTUNREACH || rc == UV_ENETUNREACH)
+      rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
+    if (rc >= 0) return true;
     if (rc != UV_EAGAIN) return fail(uv_strerror(rc));
     auto* req = new UdpSendReq;  // freed in the callback
     req->data = std::move(bytes);
@@ -752,9 +848,9 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     });
     if (rc < 0) {
       delete req;
-      fail(uv_strerror(rc));
+      return fail(uv_strerror(rc));
     }
-    return;
+    return true;
   }
   Connection* c = nullptr;
   if (connection_hint) {
@@ -772,10 +868,11 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     if (on_failure) c->on_failure.push_back(on_failure());
     if (!c->connected) {
       c->queued.push_back(std::move(bytes));
-      return;
+      return true;
     }
   }
   write(*c, std::move(bytes));
+  return true;
 }
 
 std::string Server::tls_name_for(const Target& target) const {
@@ -901,8 +998,8 @@ void Server::mark_down(const std::string& key, std::chrono::seconds how_long, co
 
 const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>& candidates, const std::string& branch) {
   auto now = Clock::now();
-  auto it = upstream_requests_.find(branch);
-  const UpstreamRequest* earlier = it == upstream_requests_.end() ? nullptr : &it->second;
+  auto it = pending_.find(branch);
+  const PendingRequest* earlier = it == pending_.end() ? nullptr : &it->second;
   auto tried = [&](const std::string& key) {
     return earlier && std::find(earlier->tried.begin(), earlier->tried.end(), key) != earlier->tried.end();
   };
@@ -925,11 +1022,11 @@ const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>&
 bool Server::has_alternative(const std::vector<dns::Candidate>& candidates, const std::string& chosen,
                              const std::string& branch) {
   auto now = Clock::now();
-  auto it = upstream_requests_.find(branch);
+  auto it = pending_.find(branch);
   for (const auto& c : candidates) {
     auto key = connection_key(c.address, c.transport);
     if (key == chosen || !usable(c) || is_down(key, now)) continue;
-    if (it != upstream_requests_.end() &&
+    if (it != pending_.end() &&
         std::find(it->second.tried.begin(), it->second.tried.end(), key) != it->second.tried.end())
       continue;
     return true;
@@ -937,34 +1034,42 @@ bool Server::has_alternative(const std::vector<dns::Candidate>& candidates, cons
   return false;
 }
 
-void Server::remember_upstream_request(const std::string& branch, const std::string& candidate, const sip::Message& m,
-                                       const Source& in, const sip::Header* own_credentials, const std::string& sent) {
-  auto [it, inserted] = upstream_requests_.try_emplace(branch);
-  if (inserted && upstream_requests_.size() > kMaxUpstreamRequests) {
-    upstream_requests_.erase(it);  // beyond the bound a request simply has no failover
-    return;
+bool Server::remember_request(const std::string& branch, const std::string& candidate, bool upstream,
+                              const sip::Message& m, const Source& in, const sip::Header* own_credentials,
+                              const std::string& sent) {
+  auto [it, inserted] = pending_.try_emplace(branch);
+  if (inserted && pending_.size() > cfg_.limits.max_pending_requests) {
+    pending_.erase(it);  // beyond the bound a request is relayed all the same, without failover or a 408
+    limit_hit(Limit::pending_requests, [&] {
+      return fmt::format("{} from {} call-id={} relayed without failover or a timeout answer: {} requests pending "
+                         "(limits.max_pending_requests)",
+                         m.method, describe(in.flow), m.value(sip::HeaderId::CallId), pending_.size());
+    });
+    return false;
   }
   auto& r = it->second;
-  if (!inserted && r.candidate == candidate) return;  // a retransmission: its clock runs from the first copy
+  auto now = Clock::now();
+  if (!inserted && r.candidate == candidate) return true;  // a retransmission: its clock runs from the first copy
   if (inserted) {
     r.original = std::string(m.raw);
     r.in = in;
+    r.upstream = upstream;
+    r.invite = m.method == "INVITE";
+    r.first_sent = now;
     if (own_credentials) r.own_credentials = static_cast<std::size_t>(own_credentials - m.headers.data());
   }
   r.candidate = candidate;
   r.tried.push_back(candidate);
-  r.sent = Clock::now();
+  r.sent = now;
   r.answered = false;
-  r.forwarded = sent;
+  if (r.invite) r.forwarded = sent;
+  return true;
 }
 
 bool Server::fail_over(const std::string& branch) {
-  auto it = upstream_requests_.find(branch);
-  if (it == upstream_requests_.end()) return false;
-  if (!has_alternative(upstream_dns_.candidates, it->second.candidate, branch)) {
-    upstream_requests_.erase(it);
-    return false;
-  }
+  auto it = pending_.find(branch);
+  if (it == pending_.end() || !it->second.upstream) return false;
+  if (!has_alternative(upstream_dns_.candidates, it->second.candidate, branch)) return false;
   auto original = it->second.original;  // the entry is updated while it is forwarded again
   auto in = it->second.in;
   auto own = it->second.own_credentials;
@@ -974,19 +1079,85 @@ bool Server::fail_over(const std::string& branch) {
     RoutingContext ctx{ours_, upstream_, bindings_, Clock::now(), {}};
     d = route_request(*parsed, proxy::Inbound{in.flow, false}, ctx, cfg_.relay.record_route, cfg_.relay.add_path);
   }
-  if (!parsed || d.kind != RequestDecision::Kind::forward || !d.target.upstream) {
-    upstream_requests_.erase(branch);
-    return false;
-  }
+  if (!parsed || d.kind != RequestDecision::Kind::forward || !d.target.upstream) return false;
   const sip::Header* own_credentials = own && *own < parsed->headers.size() ? &parsed->headers[*own] : nullptr;
   forward_request(*parsed, in, d, own_credentials);
   return true;
 }
 
-bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
+void Server::request_failed(const std::string& branch, int status, const char* reason, const std::string& why) {
+  auto it = pending_.find(branch);
+  if (it == pending_.end()) return;
+  if (it->second.upstream) {
+    mark_down(it->second.candidate, cfg_.upstream.retry_after, why);
+    if (fail_over(branch)) return;
+    it = pending_.find(branch);  // forwarding again may have changed the table
+    if (it == pending_.end()) return;
+  }
+  auto entry = std::move(it->second);
+  pending_.erase(it);
+  auto parsed = sip::parse(entry.original, framing_of(entry.in.flow.transport), limits_);
+  if (!parsed) return;  // it parsed when it arrived: cannot happen
+  ++counters_.replied;
+  log_->warn("reply: {} {} to {} from {} call-id={}: {}", status, reason, parsed->method, describe(entry.in.flow),
+             parsed->value(sip::HeaderId::CallId), why);
+  send_local_reply(entry.in.flow, make_reply(*parsed, entry.in.flow.remote, status, reason, why, secret_));
+}
+
+void Server::connection_lost(const std::string& key, const char* why) {
+  std::vector<std::string> lost;
+  for (const auto& [branch, r] : pending_)
+    if (r.candidate == key) lost.push_back(branch);
+  for (const auto& branch : lost)
+    request_failed(branch, 503, "Service Unavailable", "next hop unreachable: connection to " + key + " lost: " + why);
+}
+
+void Server::read_icmp_errors(Listener& l) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&l.udp), &fd) != 0) return;
+  // The kernel hands back the start of the datagram the error is about
+  // (at most 576 bytes of ICMP): enough for our Via, which comes first.
+  char payload[2048];
+  alignas(cmsghdr) char control[512];
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage dst{};
+    iovec iov{payload, sizeof payload};
+    msghdr msg{};
+    msg.msg_name = &dst;
+    msg.msg_namelen = sizeof dst;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    auto n = ::recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (n < 0) return;
+    const sock_extended_err* ee = nullptr;
+    for (auto* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+          (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
+        ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+    if (!ee || (ee->ee_origin != SO_EE_ORIGIN_ICMP && ee->ee_origin != SO_EE_ORIGIN_ICMP6)) continue;
+    auto to = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&dst));
+    auto returned = sip::salvage(std::string_view(payload, static_cast<std::size_t>(n)));
+    auto branch = top_via_branch(returned);
+    auto it = branch.empty() ? pending_.end() : pending_.find(branch);
+    if (it == pending_.end() || it->second.candidate != connection_key(to, Transport::udp)) {
+      log_->debug("icmp: {} for a datagram to udp {} that no request waits on", std::strerror(ee->ee_errno),
+                  to.to_string());
+      continue;
+    }
+    log_->warn("unreachable: udp {} ({}, ICMP from {}) for {}", to.to_string(), std::strerror(ee->ee_errno),
+               Address::from_sockaddr(SO_EE_OFFENDER(ee)).ip(), returned.method);
+    request_failed(it->first, 503, "Service Unavailable",
+                   "next hop unreachable: udp " + to.to_string() + " " + std::strerror(ee->ee_errno));
+  }
+}
+
+bool Server::note_response(const sip::Message& m, const Source& in) {
+  if (m.cseq_method == "CANCEL") return true;  // its own transaction, never remembered
   std::string branch(m.via.branch);
-  auto it = upstream_requests_.find(branch);
-  if (it == upstream_requests_.end()) return true;
+  auto it = pending_.find(branch);
+  if (it == pending_.end()) return true;
   auto from = connection_key(in.flow.remote, in.flow.transport);
   auto& r = it->second;
   if (auto down = down_until_.find(from); down != down_until_.end() && down->second <= Clock::now()) {
@@ -1006,8 +1177,8 @@ bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
     r.answered = true;
     return true;
   }
-  if (m.status != 503) {
-    upstream_requests_.erase(it);
+  if (m.status != 503 || !r.upstream) {
+    pending_.erase(it);
     return true;
   }
   // RFC 3263 4.3: a 503 sends the request to the next target; Retry-After says how long to avoid this one.
@@ -1020,7 +1191,10 @@ bool Server::note_upstream_response(const sip::Message& m, const Source& in) {
       }
   auto forwarded = r.forwarded;
   mark_down(from, retry, "answered 503 " + std::string(m.reason));
-  if (!fail_over(branch)) return true;  // nowhere else to go: the phone gets the 503
+  if (!fail_over(branch)) {
+    pending_.erase(branch);
+    return true;  // nowhere else to go: the phone gets the 503
+  }
   if (is_invite) acknowledge(forwarded, m, in.flow);
   ++counters_.absorbed;
   log_->info("failover: 503 from {} for {} call-id={} answered by trying the next target", from, m.cseq_method,
@@ -1032,24 +1206,27 @@ void Server::acknowledge(const std::string& invite_sent, const sip::Message& res
   if (auto sent = sip::parse(invite_sent, framing_of(to.transport), limits_)) send_to_flow(to, make_ack(*sent, response));
 }
 
-void Server::check_upstream_silence() {
-  if (upstream_requests_.empty()) return;
+void Server::check_pending() {
   auto now = Clock::now();
   std::vector<std::string> silent;
-  std::erase_if(upstream_requests_, [&](const auto& kv) {
+  std::erase_if(pending_, [&](const auto& kv) {
     const auto& r = kv.second;
-    if (now - r.sent > kUpstreamRequestMaxAge) return true;
-    if (!r.answered && now - r.sent >= cfg_.upstream.failover_after) silent.push_back(kv.first);
+    if (now - r.first_sent > (r.invite ? kInviteMaxAge : kRequestMaxAge)) return true;
+    if (r.upstream && !r.answered && now - r.sent >= cfg_.upstream.failover_after) silent.push_back(kv.first);
     return false;
   });
-  for (const auto& branch : silent) {
-    auto it = upstream_requests_.find(branch);
-    if (it == upstream_requests_.end()) continue;
-    mark_down(it->second.candidate, cfg_.upstream.retry_after,
-              "no answer within " + std::to_string(cfg_.upstream.failover_after.count()) + "s");
-    if (!fail_over(branch))
-      log_->warn("failover: no other upstream target left for branch {}; the phone's own timers decide", branch);
-  }
+  // RFC 3261 16.7 step 10 / 16.8: a next hop that never answers counts as a 408.
+  for (const auto& branch : silent)
+    request_failed(branch, 408, "Request Timeout",
+                   "no answer from the upstream within " + std::to_string(cfg_.upstream.failover_after.count()) + "s");
+  if (!drained_) return;
+  if (!pending_.empty() && now < drain_deadline_) return;
+  if (!pending_.empty())
+    log_->warn("drain: {} transaction{} still pending after {}s; stopping anyway", pending_.size(),
+               pending_.size() == 1 ? "" : "s", cfg_.relay.drain_timeout.count());
+  auto done = std::move(drained_);
+  drained_ = nullptr;
+  done();
 }
 
 Server::Listener* Server::listener_for(std::uint32_t preferred, Transport t, int family) {
@@ -1212,10 +1389,15 @@ void Server::write(Connection& c, std::string bytes) {
 
 void Server::write_raw(Connection& c, std::string bytes) {
   if (c.closing) return;
-  if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c.tcp)) > kMaxWriteQueue) {
+  if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c.tcp)) > cfg_.limits.max_connection_buffer) {
     // The peer does not read what we send: drop it rather than buffer without end.
     ++counters_.send_failures;
-    close_connection(c, "write queue over 1 MiB (peer not reading)");
+    limit_hit(Limit::connection_buffer, [&] {
+      return fmt::format("{} connection with {} closed: over {} bytes queued, the peer does not read "
+                         "(limits.max_connection_buffer)",
+                         config::to_string(c.transport), c.remote.to_string(), cfg_.limits.max_connection_buffer);
+    });
+    close_connection(c, "write queue full (peer not reading)");
     return;
   }
   auto* req = new WriteReq;  // freed in the callback
@@ -1254,6 +1436,7 @@ void Server::touch(Connection& c) {
 void Server::close_connection(Connection& c, const char* why) {
   if (c.closing) return;
   c.closing = true;
+  if (c.counted_for_source) source_limits_.close_connection(c.remote.ip());
   log_->debug("{} connection {} with {} closed: {}", config::to_string(c.transport), c.id, c.remote.to_string(), why);
   auto key = connection_key(c.remote, c.transport);
   if (c.tls && c.tls->ticket()) {
@@ -1269,6 +1452,8 @@ void Server::close_connection(Connection& c, const char* why) {
   uv_timer_stop(&c.idle);
   uv_close(reinterpret_cast<uv_handle_t*>(&c.idle), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), on_close);
+  // Responses on a stream come back on its connection: what waited on this one never will.
+  if (!shutting_down_ && !pending_.empty()) connection_lost(key, why);
 }
 
 // ---- diagnostics ----------------------------------------------------------

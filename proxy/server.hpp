@@ -15,6 +15,7 @@
 #include "diag/observer.hpp"
 #include "diag/seal.hpp"
 #include "proxy/bindings.hpp"
+#include "proxy/limits.hpp"
 #include "proxy/resolver.hpp"
 #include "proxy/router.hpp"
 #include "proxy/tls.hpp"
@@ -40,9 +41,14 @@ class Server {
   // Binds every listener and logs "listening <transport> <address>"; false (after
   // logging why) when one cannot be bound.
   bool start();
+  // SIGTERM: stops accepting connections and new requests (503), lets the
+  // transactions in flight finish, then calls done (at the latest after
+  // relay.drain_timeout). A second call does not wait.
+  void drain(std::function<void()> done);
   // Closes every handle; uv_run then returns once their close callbacks ran.
   void shutdown();
   const Counters& counters() const { return counters_; }
+  const LimitReport& limits_hit() const { return limit_report_; }
   // SIGHUP: new users for the challenger; calls in progress are not disturbed.
   void reload_users(std::shared_ptr<const auth::CredentialStore> users);
   // SIGHUP: reads the TLS certificates, keys and CA files again. New connections
@@ -99,7 +105,8 @@ class Server {
   // end of it (a new TCP connection's port).
   // tls_name: the name a new TLS connection checks the peer's certificate
   // against (its SNI too); "" = the peer's IP address.
-  void send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
+  // False when it failed at once (after the failure reply, if any).
+  bool send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
             std::string_view tls_name = {});
   void send_to_flow(const Flow& flow, std::string bytes);
   // Resolves host (IP literals at once). On a miss the message is copied and
@@ -123,17 +130,30 @@ class Server {
   bool usable(const dns::Candidate& c) { return listener_for(c.transport, c.address.family()) != nullptr; }
   void mark_down(const std::string& key, std::chrono::seconds how_long, const std::string& why);
   bool is_down(const std::string& key, Clock::time_point now) const;
-  // Failover: remembers a request sent to an upstream candidate until its final
-  // response; re-sends it to the next candidate; checks for silence.
-  void remember_upstream_request(const std::string& branch, const std::string& candidate, const sip::Message& m,
-                                 const Source& in, const sip::Header* own_credentials, const std::string& sent);
+  // Requests in flight: each forwarded request (not ACK or CANCEL) is
+  // remembered by our branch until its final response, so that a next hop
+  // that fails (silence, an ICMP error, a lost connection, a 503) is answered
+  // promptly, or the request moves to the next upstream target; and so that
+  // SIGTERM can wait for them. False when not remembered (limits.max_pending_requests).
+  bool remember_request(const std::string& branch, const std::string& candidate, bool upstream, const sip::Message& m,
+                        const Source& in, const sip::Header* own_credentials, const std::string& sent);
+  // The next upstream target for a remembered request: true when it was sent there.
   bool fail_over(const std::string& branch);
-  // An upstream response to a remembered request: false when it is absorbed
-  // here (a 503 answered by failing over, or a late answer from a target left).
-  bool note_upstream_response(const sip::Message& m, const Source& in);
+  // The next hop of a remembered request failed: the next upstream target, else
+  // status (503, 408) to whoever sent it. The entry is gone afterwards.
+  void request_failed(const std::string& branch, int status, const char* reason, const std::string& why);
+  // Every remembered request sent on a connection that is gone.
+  void connection_lost(const std::string& key, const char* why);
+  // ICMP errors for datagrams a UDP listener sent (IP_RECVERR): the request
+  // they carried has failed.
+  void read_icmp_errors(Listener& l);
+  // A response to a remembered request: false when it is absorbed here (a 503
+  // answered by failing over, or a late answer from a target left).
+  bool note_response(const sip::Message& m, const Source& in);
   // The ACK for a non-2xx final response to an INVITE we sent (invite_sent: its bytes).
   void acknowledge(const std::string& invite_sent, const sip::Message& response, const Flow& to);
-  void check_upstream_silence();
+  // Every 200 ms: silent upstream targets, aged entries, the drain's end.
+  void check_pending();
   Listener* listener_for(Transport t, int family);
   // The preferred listener (a flow's) when it fits the transport and family, else as above.
   Listener* listener_for(std::uint32_t preferred, Transport t, int family);
@@ -164,6 +184,11 @@ class Server {
   void on_connected(Connection& conn);
   void close_connection(Connection& conn, const char* why);
   void touch(Connection& conn);
+
+  // Counts a limit hit; the first in its interval is logged (detail() builds
+  // the line only then), the others are summed up every 10 s.
+  template <class Detail>
+  void limit_hit(Limit limit, const Detail& detail);
 
   void observe(diag::Direction dir, const sip::Message& m, const Flow& peer, std::string_view self,
                std::string_view wire, bool local = false, const diag::SealCheck* seal = nullptr);
@@ -208,19 +233,24 @@ class Server {
     std::vector<std::function<void()>> waiters;
   };
   UpstreamDns upstream_dns_;
-  struct UpstreamRequest {
+  struct PendingRequest {
     std::string candidate;  // connection_key of where it went last
     std::vector<std::string> tried;
+    Clock::time_point first_sent;
     Clock::time_point sent;
-    bool answered = false;  // a provisional response came: the target is alive
-    std::string original;   // as received, to forward again
-    std::string forwarded;  // as sent last: Request-URI and Route for the ACK of a 503
+    bool upstream = false;  // toward the upstream: silence and 503 move it on (failover)
+    bool answered = false;  // a provisional response came: the next hop is alive
+    bool invite = false;
+    std::string original;   // as received, to forward again or answer
+    std::string forwarded;  // INVITE as sent last: Request-URI and Route for the ACK of a 503
     Source in;
     std::optional<std::size_t> own_credentials;  // index of our Proxy-Authorization in the headers
   };
-  std::unordered_map<std::string, UpstreamRequest> upstream_requests_;  // by our branch
-  std::unordered_map<std::string, Clock::time_point> down_until_;       // by connection_key
-  uv_timer_t failover_timer_{};
+  std::unordered_map<std::string, PendingRequest> pending_;        // by our branch
+  std::unordered_map<std::string, Clock::time_point> down_until_;  // by connection_key
+  uv_timer_t pending_timer_{};
+  std::function<void()> drained_;  // set while draining (SIGTERM)
+  Clock::time_point drain_deadline_{};
   std::vector<Address> literal_;  // resolve()'s answer for an IP literal or a refused name
   std::size_t replays_pending_ = 0;
   // Wildcard listeners: the local IP the kernel uses toward a peer IP (cached, bounded).
@@ -234,6 +264,8 @@ class Server {
   std::unordered_map<std::string, tls::SessionTicket> tls_tickets_;
   bool shutting_down_ = false;
   Counters counters_;
+  LimitReport limit_report_;
+  SourceLimits source_limits_;
 };
 
 }  // namespace sw::proxy

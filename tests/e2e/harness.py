@@ -144,6 +144,7 @@ class Sipwitness:
         listen: tuple = ("udp", "tcp"),
         level: str = "debug",
         extra_config: str = "",
+        upstream_config: str = "",
         workdir: str | None = None,
         binary: str | None = None,
         ready_timeout: float = READY_TIMEOUT,
@@ -156,6 +157,7 @@ class Sipwitness:
         self.listen = listen
         self.level = level
         self.extra_config = extra_config
+        self.upstream_config = upstream_config  # more upstream keys, e.g. "failover_after: 1s"
         self.binary = binary or sipwitness_binary()
         self.ready_timeout = ready_timeout
         self._own_dir = workdir is None
@@ -178,7 +180,8 @@ class Sipwitness:
             transport, port = item[0], item[1]
             advertise = f', advertise: "{item[2]}"' if len(item) > 2 else ""
             lines.append(f"  - {{ transport: {transport}, host: {HOST}, port: {port}{advertise} }}")
-        lines.append(f'upstream: {{ uri: "{self.upstream_uri}" }}')
+        more = f", {self.upstream_config}" if self.upstream_config else ""
+        lines.append(f'upstream: {{ uri: "{self.upstream_uri}"{more} }}')
         lines.append(f"log: {{ level: {self.level} }}")
         text = "\n".join(lines) + "\n"
         if self.extra_config:
@@ -283,6 +286,8 @@ class Sipwitness:
         """SIGTERM, wait, and (check=True) assert exit 0 and no sanitizer report."""
         if self.proc is None:
             return 0
+        if self.returncode is not None:  # stopped (and checked) already
+            return self.returncode
         problems = []
         try:
             if self.proc.poll() is None:
@@ -306,6 +311,23 @@ class Sipwitness:
             self.dump_log("; ".join(problems))
             raise AssertionError("sipwitness: " + "; ".join(problems))
         return self.returncode
+
+    def expect_exit(self, timeout: float) -> None:
+        """For a stop the test started itself (a signal): wait for the exit, then
+        the same checks as stop(): exit 0 and no sanitizer report."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            self.dump_log(f"did not exit within {timeout}s")
+            raise AssertionError(f"sipwitness did not exit within {timeout}s")
+        self._kill()  # closes the log file
+        self.returncode = self.proc.returncode
+        problems = [f"exit code {self.returncode} (expected 0)"] if self.returncode != 0 else []
+        problems += [f"sanitizer report in log: {m!r}" for m in SANITIZER_MARKERS if m in self.log()]
+        if problems:
+            self.dump_log("; ".join(problems))
+            raise AssertionError("sipwitness: " + "; ".join(problems))
 
     def cleanup_dir(self) -> None:
         if self._own_dir and os.environ.get("E2E_KEEP") is None:

@@ -18,6 +18,7 @@ sip:provider.test` (no port, no transport: NAPTR decides) and `dns.servers`.
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 import unittest
@@ -97,17 +98,22 @@ class DnsFailoverTest(E2ETestCase):
         self.assertEqual(registers(a_result), 1, "the priority-10 target gets the REGISTER")
         self.assertEqual(registers(b_result), 0, "the priority-20 target gets nothing while the first answers")
 
-        # The preferred target goes silent: nothing listens on its port.
+        # The preferred target goes silent: a socket holds its port and never answers.
         b = self.registrar(self.port_b)
-        started = time.monotonic()
-        self.assertSippOk(self.register(sw, "phone-2"), 1)
-        self.assertGreaterEqual(time.monotonic() - started, FAILOVER_AFTER - 0.2)
-        self.assertRegex(sw.log(), rf"upstream udp:127\.0\.0\.1:{self.port_a} marked down for {RETRY_AFTER}s: "
-                                   rf"no answer within {FAILOVER_AFTER}s")
-        # While it is down, requests go straight to the second target.
-        started = time.monotonic()
-        self.assertSippOk(self.register(sw, "phone-3"), 1)
-        self.assertLess(time.monotonic() - started, FAILOVER_AFTER, "no wait for the target known to be down")
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind((HOST, self.port_a))
+        try:
+            started = time.monotonic()
+            self.assertSippOk(self.register(sw, "phone-2"), 1)
+            self.assertGreaterEqual(time.monotonic() - started, FAILOVER_AFTER - 0.2)
+            self.assertRegex(sw.log(), rf"upstream udp:127\.0\.0\.1:{self.port_a} marked down for {RETRY_AFTER}s: "
+                                       rf"no answer from the upstream within {FAILOVER_AFTER}s")
+            # While it is down, requests go straight to the second target.
+            started = time.monotonic()
+            self.assertSippOk(self.register(sw, "phone-3"), 1)
+            self.assertLess(time.monotonic() - started, FAILOVER_AFTER, "no wait for the target known to be down")
+        finally:
+            silent.close()
         self.assertEqual(registers(b.stop()), 2)
 
         # The preferred target comes back; after retry_after it is used again.
@@ -116,6 +122,18 @@ class DnsFailoverTest(E2ETestCase):
         self.assertSippOk(self.register(sw, "phone-4"), 1)
         self.assertEqual(registers(a.stop()), 1, "back on the preferred target")
         self.assertIsNotNone(sw.wait_for_log(rf"upstream udp:127\.0\.0\.1:{self.port_a} answers again", timeout=2))
+
+    def test_unreachable_target_is_left_at_once(self) -> None:
+        """Nothing listens on the preferred target's port: its ICMP port
+        unreachable moves the request on without waiting for failover_after."""
+        b = self.registrar(self.port_b)
+        sw = self.start_proxy()
+        started = time.monotonic()
+        self.assertSippOk(self.register(sw, "phone-icmp"), 1)
+        self.assertLess(time.monotonic() - started, FAILOVER_AFTER - 0.5, "an ICMP error needs no timer")
+        self.assertEqual(registers(b.stop()), 1)
+        self.assertRegex(sw.log(), rf"upstream udp:127\.0\.0\.1:{self.port_a} marked down for {RETRY_AFTER}s: "
+                                   r"next hop unreachable: udp 127\.0\.0\.1:\d+ Connection refused")
 
     def test_503_with_retry_after_moves_on_to_the_next_target(self) -> None:
         busy = self.registrar(self.port_a, "provider_registrar_503.xml", calls=1)
