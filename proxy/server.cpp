@@ -593,12 +593,14 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
       return true;
     case Kind::forbid:
       ++counters_.replied;
-      // One stable line per block, for fail2ban and the like (README: the filter).
+      // One stable line per block, for fail2ban and the like (README: the filter). A
+      // username block has its own prefix: its source may be a phone that made one
+      // typo after an attacker's failures, not an address to ban.
       if (d.source_block.count())
-        log_->warn("auth-block: source={} user={} key=source failures={} blocked_for={}s", source_ip, user,
-                   d.failures, d.source_block.count());
+        log_->warn("auth-block: source={} user={} failures={} blocked_for={}s", source_ip, user, d.failures,
+                   d.source_block.count());
       if (d.user_block.count())
-        log_->warn("auth-block: source={} user={} key=user failures={} blocked_for={}s", source_ip, user,
+        log_->warn("auth-user-block: source={} user={} failures={} blocked_for={}s", source_ip, user,
                    d.user_failures, d.user_block.count());
       log_->info("auth: 403 to {} from {} user={} call-id={}: {}", m.method, describe(in.flow), user, call_id, d.reason);
       send_local_reply(in.flow, make_reply(m, in.flow.remote, 403, "Forbidden", d.reason, secret_));
