@@ -9,6 +9,10 @@ Topology: phone (SIPp, baresip or a Python socket) -> sipwitness -> provider
      unauthenticated request, and sees every other header unchanged.
   2. Wrong password: 407, 407, then 403 and a block; the right password is
      403 while blocked; the provider sees no REGISTER at all.
+     The next block of the same source is twice as long; a username fails
+     from 127.0.0.1 and 127.0.0.2 and is blocked, except from the address its
+     phone authenticated from; the README's fail2ban filter, applied to the
+     log, finds the source blocks only.
   3. `sipwitness ha1` output as the users file: HA1-only user 1002 registers
      with MD5 (SIPp) and SHA-256 (Python; SIPp 3.6.1 has MD5 only).
   4. baresip (libre) registers through the 407.
