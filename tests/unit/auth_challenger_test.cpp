@@ -482,10 +482,10 @@ TEST(FailureCounter, FloodOfDistinctKeysStaysBoundedAndFast) {
   EXPECT_EQ(c.size(), kCapacity);
   EXPECT_EQ(c.evicted(), 200000u + 1 - kCapacity);
   EXPECT_GT(c.blocked_for("attacker", now).count(), 0);
-  // ~0.1 s here; a scan per failure would take tens of seconds.
-  EXPECT_LT(took, std::chrono::seconds(2));
-  std::printf("[ info     ] 200000 failures of distinct keys: %.0f ns each\n",
-              std::chrono::duration<double, std::nano>(took).count() / 200000);
+  // ~0.3 s here (~1.5 us a failure); a scan of the full table per failure
+  // would take over 10 s. The margin leaves room for sanitizer builds.
+  EXPECT_LT(took, std::chrono::seconds(5));
+  RecordProperty("ns_per_failure", static_cast<int>(std::chrono::duration<double, std::nano>(took).count() / 200000));
 }
 
 }  // namespace
