@@ -12,7 +12,21 @@ namespace {
 
 constexpr auto kTransactionLifetime = std::chrono::seconds(32);  // 64*T1: retransmissions stop by then
 constexpr std::size_t kMaxRemembered = 65536;
-constexpr std::size_t kMaxSources = 65536;
+// Sources, usernames and (user, source) trusts each: a flood of new keys costs
+// the least recently seen ones, never memory.
+constexpr std::size_t kMaxTracked = 65536;
+
+FailureLimits limits(const ChallengerSettings& s, std::uint32_t max_failures) {
+  return {max_failures, s.failure_window, s.block_time, s.max_block_time, s.backoff_reset, kMaxTracked};
+}
+
+// Source addresses hold no \x1f, so the last one splits the key unambiguously.
+std::string trust_key(std::string_view user, std::string_view source) {
+  std::string key(user);
+  key += '\x1f';
+  key += source;
+  return key;
+}
 
 // One client transaction from one address: a retransmission matches it, another
 // request reusing a branch someone saw does not.
@@ -41,7 +55,9 @@ Challenger::Challenger(ChallengerSettings settings, std::string secret, std::sha
     : settings_(std::move(settings)),
       nonces_(secret, settings_.nonce_ttl),
       opaque_(hash_hex(Algorithm::md5, "opaque:" + secret).substr(0, 16)),
-      store_(std::move(store)) {}
+      store_(std::move(store)),
+      sources_(limits(settings_, settings_.max_failures)),
+      users_(limits(settings_, settings_.max_user_failures)) {}
 
 const sip::Header* Challenger::our_credentials(const sip::Message& request, Credentials* out) const {
   for (const auto& h : request.headers) {
@@ -74,43 +90,35 @@ Challenger::Decision Challenger::challenge(std::string_view nonce, bool stale, c
   return d;
 }
 
-Challenger::Decision Challenger::fail(const char* reason, std::string user, std::string_view source,
+Challenger::Decision Challenger::fail(const char* reason, std::string user, bool known_user, std::string_view source,
                                       std::string_view nonce, TimePoint now) {
   ++stats_.failures;
-  if (sources_.size() >= kMaxSources && !sources_.count(std::string(source))) {
-    // A scan of every source: at most once a second, however many failures a flood brings.
-    if (now - sources_purged_ >= std::chrono::seconds(1)) purge(now);
-    if (sources_.size() >= kMaxSources) {
-      // Still full of live entries: this source is not tracked (counted, not blocked).
-      ++stats_.challenges;
-      auto d = challenge(nonce, false, reason);
-      d.user = std::move(user);
-      return d;
-    }
-  }
-  auto& s = sources_[std::string(source)];
-  if (now - s.window_start > settings_.failure_window) {
-    s.failures = 0;
-    s.window_start = now;
-  }
-  ++s.failures;
-  if (s.failures >= settings_.max_failures) {
-    s.blocked_until = now + settings_.block_time;
-    ++stats_.blocks;
+  auto by_source = sources_.fail(source, now);
+  // Unknown names count against the source only: a counter per made-up name
+  // guards no account, and a flood of them would crowd out the real ones.
+  auto by_user = known_user ? users_.fail(user, now) : FailureCounter::Result{};
+  Decision d;
+  if (by_source.block.count() || by_user.block.count()) {
     ++stats_.forbidden;
-    Decision d;
+    stats_.source_blocks += by_source.block.count() != 0;
+    stats_.user_blocks += by_user.block.count() != 0;
     d.kind = Decision::Kind::forbid;
     d.reason = reason;
-    d.user = std::move(user);
-    d.failures = s.failures;
-    d.newly_blocked = true;
-    return d;
+  } else {
+    ++stats_.challenges;
+    d = challenge(nonce, false, reason);
   }
-  ++stats_.challenges;
-  auto d = challenge(nonce, false, reason);
   d.user = std::move(user);
-  d.failures = s.failures;
+  d.failures = by_source.failures;
+  d.user_failures = by_user.failures;
+  d.source_block = by_source.block;
+  d.user_block = by_user.block;
   return d;
+}
+
+bool Challenger::trusted(std::string_view user, std::string_view source, TimePoint now) {
+  const auto* last = trusted_.find(trust_key(user, source));
+  return last && now - *last < settings_.trusted_for;
 }
 
 Challenger::Decision Challenger::check(const sip::Message& r, std::string_view source, TimePoint now) {
@@ -136,14 +144,14 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
   }
 
   auto decide = [&]() -> Decision {
-    if (auto it = sources_.find(std::string(source)); it != sources_.end() && it->second.blocked_until > now) {
+    auto forbid = [&](const char* reason) {
       ++stats_.forbidden;
       Decision d;
       d.kind = Decision::Kind::forbid;
-      d.reason = "source blocked after repeated authentication failures";
-      d.failures = it->second.failures;
+      d.reason = reason;
       return d;
-    }
+    };
+    if (sources_.blocked_for(source, now).count()) return forbid("source blocked after repeated authentication failures");
     auto fresh = nonces_.issue(settings_.realm, now, source);
     Credentials creds;
     const auto* ours = our_credentials(r, &creds);
@@ -175,16 +183,23 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
     std::string user = unquote(creds.username);
     if (creds.userhash) {
       auto found = store_ ? store_->user_for_hash(user, settings_.realm, algorithm) : std::nullopt;
-      if (!found) return fail("unknown user (userhash)", user, source, fresh, now);
+      if (!found) return fail("unknown user (userhash)", user, false, source, fresh, now);
       user = *found;
     }
     auto ha1 = store_ ? store_->ha1(user, settings_.realm, algorithm) : std::nullopt;
-    if (!ha1) return fail("unknown user", user, source, fresh, now);
+    if (!ha1) return fail("unknown user", user, false, source, fresh, now);
+    // Before the password is checked, so a blocked user's password cannot be
+    // guessed either; the sources it authenticated from recently still pass.
+    if (users_.blocked_for(user, now).count() && !trusted(user, source, now)) {
+      auto d = forbid("user blocked after repeated authentication failures");
+      d.user = std::move(user);
+      return d;
+    }
     auto uri = unquote(creds.uri);
     auto cnonce = unquote(creds.cnonce);
     DigestInput in{algorithm, *ha1, nonce, cnonce, creds.nc, creds.qop, r.method, uri, r.body};
     if (!equal_constant_time(compute_response(in), unquote(creds.response)))
-      return fail("wrong password", user, source, fresh, now);
+      return fail("wrong password", user, true, source, fresh, now);
     // The count is consumed only by a verified answer, so a forged answer
     // cannot use up the real phone's nonce count.
     if (creds.qop != Qop::none) {
@@ -194,7 +209,15 @@ Challenger::Decision Challenger::check(const sip::Message& r, std::string_view s
         return challenge(fresh, true, "nonce count reused (replay)");
       }
     }
-    sources_.erase(std::string(source));
+    // The source's failures stay counted: a valid account must not buy fresh guesses.
+    auto trust = trust_key(user, source);
+    if (auto* last = trusted_.use(trust)) {
+      *last = now;
+    } else {
+      // Least recently used = least recently trusted: the oldest trust expires first.
+      if (trusted_.size() >= kMaxTracked) trusted_.drop_oldest();
+      trusted_.add(trust, now);
+    }
     ++stats_.accepted;
     Decision d;
     d.kind = Decision::Kind::accept;
@@ -229,10 +252,9 @@ void Challenger::remember(const std::string& key, const Decision& d, TimePoint n
 
 void Challenger::purge(TimePoint now) {
   forget(now, false);
-  sources_purged_ = now;
-  std::erase_if(sources_, [&](const auto& kv) {
-    return kv.second.blocked_until <= now && now - kv.second.window_start > settings_.failure_window;
-  });
+  sources_.purge(now);
+  users_.purge(now);
+  trusted_.erase_if([&](TimePoint last) { return now - last >= settings_.trusted_for; });
 }
 
 }  // namespace sw::auth

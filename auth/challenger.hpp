@@ -1,7 +1,8 @@
 #pragma once
 // sipwitness's own 407 policy (pure; time injected): which requests are
 // challenged, whether their Proxy-Authorization for our realm is valid, and the
-// brute-force guard (failures per source, then 403 and a temporary block).
+// brute-force guard (failures per source and per username, then 403 and a
+// block that doubles while the failures go on).
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "auth/credentials.hpp"
 #include "auth/digest.hpp"
+#include "auth/failure_counter.hpp"
 #include "auth/nonce.hpp"
 #include "proxy/sip/message.hpp"
 
@@ -23,9 +25,14 @@ struct ChallengerSettings {
   std::vector<Algorithm> algorithms;  // offered in this order (RFC 8760: preferred first)
   std::vector<std::string> methods;
   std::chrono::seconds nonce_ttl{300};
-  std::uint32_t max_failures = 5;
+  std::uint32_t max_failures = 5;        // per source address
+  std::uint32_t max_user_failures = 20;  // per username, from any source
   std::chrono::seconds failure_window{60};
   std::chrono::seconds block_time{60};
+  std::chrono::seconds max_block_time{3600};
+  std::chrono::seconds backoff_reset{3600};
+  // A source that authenticated as a user is not held by that user's block this long.
+  std::chrono::seconds trusted_for{86400};
 };
 
 class Challenger {
@@ -44,23 +51,29 @@ class Challenger {
     std::string user;                   // who answered, when known (for the log)
     const char* reason = "";            // why, for the log line and the Warning header
     std::uint32_t failures = 0;         // failures counted for the source so far
-    bool newly_blocked = false;         // this request started a block
+    std::uint32_t user_failures = 0;    // ...and for the username
+    // Non-zero: this request started a block of the source / the username this long.
+    std::chrono::seconds source_block{0}, user_block{0};
   };
-  // source: the client's IP address, the key of the failure counter.
+  // source: the client's IP address, the key of the source failure counter.
   Decision check(const sip::Message& request, std::string_view source, TimePoint now);
 
-  // Forgets expired blocks, failure windows and remembered decisions.
+  // Forgets expired blocks, failure windows, trust and remembered decisions.
   void purge(TimePoint now);
 
   struct Stats {
-    std::uint64_t challenges = 0, accepted = 0, failures = 0, forbidden = 0, blocks = 0;
+    std::uint64_t challenges = 0, accepted = 0, failures = 0, forbidden = 0, source_blocks = 0, user_blocks = 0;
   };
   const Stats& stats() const { return stats_; }
   std::size_t tracked_sources() const { return sources_.size(); }
+  std::size_t tracked_users() const { return users_.size(); }
 
  private:
   Decision challenge(std::string_view nonce, bool stale, const char* reason) const;
-  Decision fail(const char* reason, std::string user, std::string_view source, std::string_view nonce, TimePoint now);
+  // known_user: the username is in the store, so it has its own counter.
+  Decision fail(const char* reason, std::string user, bool known_user, std::string_view source,
+                std::string_view nonce, TimePoint now);
+  bool trusted(std::string_view user, std::string_view source, TimePoint now);
   const sip::Header* our_credentials(const sip::Message& request, Credentials* out) const;
 
   ChallengerSettings settings_;
@@ -68,13 +81,9 @@ class Challenger {
   NonceCounter counts_;
   std::string opaque_;
   std::shared_ptr<const CredentialStore> store_;
-  struct Source {
-    std::uint32_t failures = 0;
-    TimePoint window_start{};
-    TimePoint blocked_until{};
-  };
-  std::unordered_map<std::string, Source> sources_;
-  TimePoint sources_purged_{};
+  FailureCounter sources_, users_;
+  // "user\x1fsource" -> the last success: who may pass that user's block.
+  LruMap<TimePoint> trusted_;
   // The decision for each client transaction (top Via branch), so a
   // retransmission gets the same 407 (same nonce) and is not counted twice.
   struct Remembered {

@@ -179,7 +179,8 @@ void read_dns(const Reader& r, const YAML::Node& n, Dns& d) {
 
 void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
   r.check_keys(n, "challenge", {"enabled", "realm", "methods", "nonce_ttl", "algorithms", "users", "secret",
-                                "max_failures", "failure_window", "block_time"});
+                                "max_failures", "max_user_failures", "failure_window", "block_time",
+                                "max_block_time", "backoff_reset", "trusted_for"});
   if (n["enabled"]) c.enabled = r.boolean(n["enabled"], "challenge.enabled");
   if (n["realm"]) c.realm = r.str(n["realm"], "challenge.realm");
   if (n["methods"]) c.methods = r.strings(n["methods"], "challenge.methods");
@@ -198,7 +199,20 @@ void read_challenge(const Reader& r, const YAML::Node& n, Challenge& c) {
   if (n["max_failures"])
     c.max_failures = static_cast<std::uint32_t>(r.number(n["max_failures"], "challenge.max_failures", 1, 1000000));
   if (n["failure_window"]) c.failure_window = r.duration(n["failure_window"], "challenge.failure_window");
+  if (n["max_user_failures"])
+    c.max_user_failures =
+        static_cast<std::uint32_t>(r.number(n["max_user_failures"], "challenge.max_user_failures", 1, 1000000));
   if (n["block_time"]) c.block_time = r.duration(n["block_time"], "challenge.block_time");
+  if (n["max_block_time"]) c.max_block_time = r.duration(n["max_block_time"], "challenge.max_block_time");
+  if (n["backoff_reset"]) c.backoff_reset = r.duration(n["backoff_reset"], "challenge.backoff_reset");
+  if (n["trusted_for"]) c.trusted_for = r.duration(n["trusted_for"], "challenge.trusted_for");
+  if (c.block_time.count() == 0) r.fail(n["block_time"], "challenge.block_time", "must be at least 1s");
+  if (c.max_block_time < c.block_time) {
+    const char* key = n["max_block_time"] ? "max_block_time" : "block_time";
+    r.fail(n[key], std::string("challenge.") + key,
+           "challenge.max_block_time (" + std::to_string(c.max_block_time.count()) +
+               "s) must be at least challenge.block_time (" + std::to_string(c.block_time.count()) + "s)");
+  }
   if (c.methods.empty()) r.fail(n["methods"], "challenge.methods", "expected at least one method");
   if (c.algorithms.empty()) r.fail(n["algorithms"], "challenge.algorithms", "expected at least one algorithm");
   if (c.nonce_ttl.count() == 0) r.fail(n["nonce_ttl"], "challenge.nonce_ttl", "must be at least 1s");

@@ -64,8 +64,12 @@ struct Challenge {
   std::string users;           // users file, relative paths from the config file's folder
   std::string secret;          // nonce HMAC secret; "" = random at start
   std::uint32_t max_failures = 5;             // wrong answers from one source before 403
+  std::uint32_t max_user_failures = 20;       // wrong answers for one username, from any source
   std::chrono::seconds failure_window{60};    // ...within this window
-  std::chrono::seconds block_time{60};        // then 403 for this long
+  std::chrono::seconds block_time{60};        // then 403 for this long,
+  std::chrono::seconds max_block_time{3600};  // doubled by each next block up to this
+  std::chrono::seconds backoff_reset{3600};   // no block for this long after one: back to block_time
+  std::chrono::seconds trusted_for{86400};    // a source that authenticated as a user passes its block this long
 };
 
 // One entry of a users / known-credentials file.

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "auth/mac.hpp"
+#include "diag/verdict.hpp"
 #include "proxy/forward.hpp"
 #include "proxy/reply.hpp"
 #include "proxy/sip/text.hpp"
@@ -143,8 +144,12 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
     settings.methods = cfg_.challenge.methods;
     settings.nonce_ttl = cfg_.challenge.nonce_ttl;
     settings.max_failures = cfg_.challenge.max_failures;
+    settings.max_user_failures = cfg_.challenge.max_user_failures;
     settings.failure_window = cfg_.challenge.failure_window;
     settings.block_time = cfg_.challenge.block_time;
+    settings.max_block_time = cfg_.challenge.max_block_time;
+    settings.backoff_reset = cfg_.challenge.backoff_reset;
+    settings.trusted_for = cfg_.challenge.trusted_for;
     // A random secret makes nonces from before a restart unknown, which the
     // challenger answers as stale (the phone retries), never as a wrong password.
     auto secret = cfg_.challenge.secret.empty() ? auth::random_hex(32) : cfg_.challenge.secret;
@@ -324,6 +329,11 @@ void Server::shutdown() {
   log_->info("stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
              counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
              counters_.dropped, counters_.rejected);
+  if (challenger_) {
+    const auto& a = challenger_->stats();
+    log_->info("stopped: auth challenges={} accepted={} failures={} forbidden={} source_blocks={} user_blocks={}",
+               a.challenges, a.accepted, a.failures, a.forbidden, a.source_blocks, a.user_blocks);
+  }
 }
 
 // ---- receive path ---------------------------------------------------------
@@ -652,7 +662,10 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
   auto d = challenger_->check(m, source_ip, std::chrono::system_clock::now());
   using Kind = auth::Challenger::Decision::Kind;
   auto call_id = m.value(sip::HeaderId::CallId);
-  const auto& user = d.user.empty() ? std::string("-") : d.user;
+  // The username is the client's: one word of visible characters, so it can
+  // neither split a line nor shift the fields after it.
+  auto user = d.user.empty() ? std::string("-") : diag::printable(d.user);
+  std::replace(user.begin(), user.end(), ' ', '?');
   switch (d.kind) {
     case Kind::pass:
       return false;
@@ -668,11 +681,15 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
       return true;
     case Kind::forbid:
       ++counters_.replied;
-      if (d.newly_blocked) {
-        // One stable line per block, for fail2ban and the like.
+      // One stable line per block, for fail2ban and the like (README: the filter). A
+      // username block has its own prefix: its source may be a phone that made one
+      // typo after an attacker's failures, not an address to ban.
+      if (d.source_block.count())
         log_->warn("auth-block: source={} user={} failures={} blocked_for={}s", source_ip, user, d.failures,
-                   cfg_.challenge.block_time.count());
-      }
+                   d.source_block.count());
+      if (d.user_block.count())
+        log_->warn("auth-user-block: source={} user={} failures={} blocked_for={}s", source_ip, user,
+                   d.user_failures, d.user_block.count());
       log_->info("auth: 403 to {} from {} user={} call-id={}: {}", m.method, describe(in.flow), user, call_id, d.reason);
       send_local_reply(in.flow, make_reply(m, in.flow.remote, 403, "Forbidden", d.reason, secret_));
       return true;

@@ -9,6 +9,10 @@ Topology: phone (SIPp, baresip or a Python socket) -> sipwitness -> provider
      unauthenticated request, and sees every other header unchanged.
   2. Wrong password: 407, 407, then 403 and a block; the right password is
      403 while blocked; the provider sees no REGISTER at all.
+     The next block of the same source is twice as long; a username fails
+     from 127.0.0.1 and 127.0.0.2 and is blocked, except from the address its
+     phone authenticated from; the README's fail2ban filter, applied to the
+     log, finds the source blocks only.
   3. `sipwitness ha1` output as the users file: HA1-only user 1002 registers
      with MD5 (SIPp) and SHA-256 (Python; SIPp 3.6.1 has MD5 only).
   4. baresip (libre) registers through the 407.
@@ -70,7 +74,8 @@ SIPP_ALGORITHMS = ("MD5", "SHA-256")
 
 
 def challenge_yaml(algorithms=("SHA-256", "MD5"), nonce_ttl="300s", max_failures=3,
-                   methods=("REGISTER", "INVITE")) -> str:
+                   methods=("REGISTER", "INVITE"), block_time="60s", guard: tuple = ()) -> str:
+    """guard: more `key: value` lines for challenge:."""
     return (
         "challenge:\n"
         "  enabled: true\n"
@@ -81,7 +86,8 @@ def challenge_yaml(algorithms=("SHA-256", "MD5"), nonce_ttl="300s", max_failures
         "  users: users.yaml\n"
         f"  max_failures: {max_failures}\n"
         "  failure_window: 60s\n"
-        "  block_time: 60s\n"
+        f"  block_time: {block_time}\n"
+        + "".join(f"  {line}\n" for line in guard)
     )
 
 
@@ -167,8 +173,8 @@ def credentials(ch: dict[str, str], *, user: str, method: str, uri: str, passwor
 class PyPhone:
     """Hand-made requests over UDP to sipwitness, one Call-ID per phone."""
 
-    def __init__(self, sw_port: int, user: str = "1001"):
-        self.client = UdpClient()
+    def __init__(self, sw_port: int, user: str = "1001", host: str = HOST):
+        self.client = UdpClient(host)
         self.addr = (HOST, sw_port)
         self.user = user
         self.call_id = os.urandom(8).hex() + "@py-phone"
@@ -334,8 +340,8 @@ class Challenge(E2ETestCase):
         self.addCleanup(reg.stop)
         return reg
 
-    def phone(self, sw: Sipwitness, user: str = "1001") -> PyPhone:
-        p = PyPhone(sw.udp_port, user)
+    def phone(self, sw: Sipwitness, user: str = "1001", host: str = HOST) -> PyPhone:
+        p = PyPhone(sw.udp_port, user, host)
         self.addCleanup(p.close)
         return p
 
@@ -495,6 +501,89 @@ class Challenge(E2ETestCase):
 
     def test_wrong_password_blocks_tcp(self):
         self.wrong_password("tcp")
+
+    # ======================================================================
+    # 2b. the guard: doubling blocks, a username block across addresses, the
+    #     fail2ban filter of the README applied to the real lines
+    def assert_fail2ban_filter(self, sw: Sipwitness, want: list[tuple[str, str, str]]) -> None:
+        """The README's failregex finds exactly want: (host, blocked_for) per line it matches."""
+        failregex, datepattern = fail2ban_filter()
+        found = []
+        for line in sw.log().splitlines():
+            # fail2ban cuts the time stamp (datepattern) and searches the rest
+            rest = re.sub(datepattern, "", line, count=1)
+            m = re.search(failregex, rest)
+            if m:
+                found.append((m.group("host"), re.search(r"blocked_for=(\w+)", rest)[1]))
+        self.assertEqual(found, want, sw.log())
+
+    def test_block_backs_off(self):
+        reg = self.registrar()
+        sw = self.challenger(upstream_port=reg.port, max_failures=2, block_time="1s",
+                             guard=("max_block_time: 3s", "backoff_reset: 60s"))
+        with sw:
+            def fail_until_blocked() -> None:
+                _, second = self.phone(sw).register("wrong", "SHA-256")
+                self.assertEqual(status_code(second), 407, second)
+                _, second = self.phone(sw).register("wrong", "SHA-256")
+                self.assertEqual(status_code(second), 403, second)
+
+            fail_until_blocked()
+            first, _ = self.phone(sw).register("secret1001", "SHA-256")
+            self.assertEqual(status_code(first), 403, f"blocked: 403 at once\n{first}")
+            time.sleep(1.2)
+            fail_until_blocked()  # the same source again: twice as long
+            time.sleep(1.2)
+            first, _ = self.phone(sw).register("secret1001", "SHA-256")
+            self.assertEqual(status_code(first), 403, f"the second block lasts 2 s\n{first}")
+            time.sleep(1.2)
+            _, second = self.phone(sw).register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 200, second)
+            self.assertEqual(re.findall(r"auth-block: source=127\.0\.0\.1 user=1001 failures=2 "
+                                        r"blocked_for=(\d+)s", sw.log()), ["1", "2"])
+        self.assertRegex(sw.log(), r"stopped: auth .* forbidden=4 source_blocks=2 user_blocks=0")
+        self.assert_fail2ban_filter(sw, [("127.0.0.1", "1s"), ("127.0.0.1", "2s")])
+
+    def test_username_block_across_two_sources(self):
+        reg = self.registrar()
+        users = USERS_YAML + '  - { username: "1003", password: "secret1003" }\n'
+        sw = self.challenger(upstream_port=reg.port, users=users, max_failures=5, block_time="2s",
+                             guard=("max_user_failures: 2",))
+        with sw:
+            # the working phone authenticates from 127.0.0.3 before the attack
+            _, second = self.phone(sw, host="127.0.0.3").register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 200, second)
+            # one guess each from two addresses: neither reaches its own limit
+            _, second = self.phone(sw, host="127.0.0.1").register("guess-1", "SHA-256")
+            self.assertEqual(status_code(second), 407, second)
+            _, second = self.phone(sw, host="127.0.0.2").register("guess-2", "SHA-256")
+            self.assertEqual(status_code(second), 403, second)
+            self.assertRegex(sw.log(), r"auth-user-block: source=127\.0\.0\.2 user=1001 failures=2 "
+                                       r"blocked_for=2s")
+            # 1001 is blocked from a new address, even with the right password...
+            _, second = self.phone(sw, host="127.0.0.4").register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 403, second)
+            self.assertRegex(second, r"(?m)^Warning: .*user blocked")
+            # ...not from the address it authenticated from, and the addresses are not blocked
+            _, second = self.phone(sw, host="127.0.0.3").register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 200, second)
+            _, second = self.phone(sw, "1003", host="127.0.0.2").register("secret1003", "SHA-256")
+            self.assertEqual(status_code(second), 200, second)
+            # a username made to look like a block line stays one field of another line
+            forger = self.phone(sw, host="127.0.0.5")
+            first = forger.transact(forger.build("REGISTER", branch=new_branch()))
+            forged = "x auth-block: source=192.0.2.66 user=x failures=9 blocked_for=9s"
+            auth = credentials(challenge_for(first, "SHA-256"), user=forged, method="REGISTER",
+                               uri=f"sip:{REALM}", password="x")
+            second = forger.transact(forger.build("REGISTER", branch=new_branch(), extra=(auth,)))
+            self.assertEqual(status_code(second), 407, second)
+            self.assertTrue(sw.wait_for_log(r"user=x\?auth-block:\?source=192\.0\.2\.66\?"), sw.log())
+            time.sleep(2.1)
+            _, second = self.phone(sw, host="127.0.0.4").register("secret1001", "SHA-256")
+            self.assertEqual(status_code(second), 200, f"the username block is over\n{second}")
+        self.assertRegex(sw.log(), r"stopped: auth .* forbidden=2 source_blocks=0 user_blocks=1")
+        self.assertNotRegex(sw.log(), r"(?m)^\S+ warning auth-block:", "no source was blocked")
+        self.assert_fail2ban_filter(sw, [])
 
     # ======================================================================
     # 3. HA1-only user from `sipwitness ha1`
@@ -848,8 +937,9 @@ class Challenge(E2ETestCase):
             old = self.phone(sw)
             first, second = old.register("secret1001", "MD5")
             self.assertEqual(status_code(second), 407, second)
+            # the source's second failure: successes in between do not clear its count
             self.assertRegex(sw.log(), rf"user=1001 call-id={re.escape(old.call_id)}: wrong password "
-                                       rf"\(failure 1 of 3\)")
+                                       rf"\(failure 2 of 3\)")
             self.assertTrue(sw.alive())
             self.assertEqual(len(reg.requests("REGISTER")), 3)
 
@@ -860,6 +950,18 @@ class Challenge(E2ETestCase):
                 return True
             time.sleep(0.05)
         return False
+
+
+def fail2ban_filter() -> tuple[str, str]:
+    """The README's sample filter as Python regexes: (failregex with <HOST>
+    as a group named host, datepattern)."""
+    readme = (HERE.parent.parent / "README.md").read_text()
+    failregex = re.search(r"(?m)^failregex = (.+)$", readme)[1]
+    datepattern = re.search(r"(?m)^datepattern = (.+)$", readme)[1].replace("%%", "%")
+    for directive, regex in (("%Y", r"\d{4}"), ("%m", r"\d{2}"), ("%d", r"\d{2}"), ("%H", r"\d{2}"),
+                             ("%M", r"\d{2}"), ("%S", r"\d{2}"), ("%f", r"\d{1,6}")):
+        datepattern = datepattern.replace(directive, regex)
+    return failregex.replace("<HOST>", r"(?P<host>[0-9A-Fa-f.:]+)"), datepattern
 
 
 def baresip_trace(text: str) -> list[tuple[str, str]]:

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "test_messages.hpp"
 
 namespace sw::auth {
@@ -15,6 +17,7 @@ constexpr std::string_view kRealm = "lab.example";
 std::shared_ptr<const CredentialStore> store() {
   std::vector<config::UserRecord> users{
       {"1001", "", "secret1001", {}},
+      {"1003", "", "secret1003", {}},
       {"1002", "lab.example", "", {{"MD5", compute_ha1(Algorithm::md5, "1002", "lab.example", "pw1002")}}},
   };
   return std::make_shared<const CredentialStore>(users, kRealm);
@@ -122,7 +125,8 @@ TEST(Challenger, WrongPasswordCountsThenBlocks) {
       EXPECT_EQ(d.kind, Kind::challenge);
     } else {
       EXPECT_EQ(d.kind, Kind::forbid);
-      EXPECT_TRUE(d.newly_blocked);
+      EXPECT_EQ(d.source_block, std::chrono::seconds(60));
+      EXPECT_EQ(d.user_block, std::chrono::seconds(0));
     }
   }
   // Blocked: even the right password is refused from that source, not from another.
@@ -136,7 +140,7 @@ TEST(Challenger, WrongPasswordCountsThenBlocks) {
   auto fresh = ch.check(parse_ok(request("REGISTER", "z9hG4bKl0")), "10.0.0.5", later);
   auto retry = parse_ok(request("REGISTER", "z9hG4bKl1", answer(fresh, "REGISTER", "1001", "secret1001")));
   EXPECT_EQ(ch.check(retry, "10.0.0.5", later).kind, Kind::accept);
-  EXPECT_EQ(ch.stats().blocks, 1u);
+  EXPECT_EQ(ch.stats().source_blocks, 1u);
 }
 
 TEST(Challenger, UnknownUserIsAFailure) {
@@ -302,6 +306,186 @@ TEST(Challenger, AlgorithmNotOfferedIsChallengedAgain) {
   auto d = ch.check(parse_ok(request("REGISTER", "z9hG4bK1", md5)), "10.0.0.5", now);
   EXPECT_EQ(d.kind, Kind::challenge);
   EXPECT_STREQ(d.reason, "algorithm not offered");
+}
+
+// One try from source: a REGISTER, then (if challenged) its answer with password.
+Challenger::Decision attempt(Challenger& ch, std::string_view source, std::string_view user, std::string_view password,
+                             Clock::time_point now) {
+  static int n = 0;
+  auto branch = "z9hG4bKtry" + std::to_string(++n);
+  auto c = ch.check(parse_ok(request("REGISTER", branch + "c")), source, now);
+  if (c.kind != Kind::challenge) return c;
+  return ch.check(parse_ok(request("REGISTER", branch + "a", answer(c, "REGISTER", user, password))), source, now);
+}
+
+ChallengerSettings user_guard() {
+  auto s = settings();
+  s.max_failures = 3;
+  s.max_user_failures = 4;
+  return s;
+}
+
+// Credential stuffing: one guess per address, so no source reaches its limit.
+TEST(Challenger, UsernameIsBlockedAfterFailuresFromManySources) {
+  Challenger ch(user_guard(), "secret", store());
+  auto now = Clock::now();
+  for (int i = 1; i <= 4; ++i) {
+    SCOPED_TRACE(i);
+    auto d = attempt(ch, "10.1.0." + std::to_string(i), "1001", "guess", now);
+    EXPECT_EQ(d.failures, 1u);
+    EXPECT_EQ(d.user_failures, static_cast<std::uint32_t>(i));
+    EXPECT_EQ(d.source_block.count(), 0);
+    EXPECT_EQ(d.kind, i < 4 ? Kind::challenge : Kind::forbid);
+    EXPECT_EQ(d.user_block, std::chrono::seconds(i < 4 ? 0 : 60));
+  }
+  EXPECT_EQ(ch.stats().user_blocks, 1u);
+  // The username is blocked from a new address, even with the right password...
+  auto blocked = attempt(ch, "10.1.0.9", "1001", "secret1001", now);
+  EXPECT_EQ(blocked.kind, Kind::forbid);
+  EXPECT_STREQ(blocked.reason, "user blocked after repeated authentication failures");
+  EXPECT_EQ(blocked.user, "1001");
+  // ...that address itself is not, nor is another user.
+  EXPECT_EQ(attempt(ch, "10.1.0.9", "1003", "secret1003", now).kind, Kind::accept);
+  EXPECT_EQ(attempt(ch, "10.1.0.9", "1001", "secret1001", now + std::chrono::seconds(61)).kind, Kind::accept);
+}
+
+// An attacker must not lock a working phone out: a source that authenticated
+// as the user recently passes that user's block (and its success renews that).
+TEST(Challenger, SourceThatAuthenticatedAsTheUserPassesItsBlock) {
+  auto s = user_guard();
+  s.trusted_for = std::chrono::seconds(10);
+  Challenger ch(s, "secret", store());
+  auto t0 = Clock::now();
+  ASSERT_EQ(attempt(ch, "10.0.0.5", "1001", "secret1001", t0).kind, Kind::accept);
+  for (int i = 1; i <= 4; ++i) attempt(ch, "10.1.0." + std::to_string(i), "1001", "guess", t0 + std::chrono::seconds(1));
+  ASSERT_EQ(ch.stats().user_blocks, 1u);
+  using std::chrono::seconds;
+  EXPECT_EQ(attempt(ch, "10.0.0.5", "1001", "secret1001", t0 + seconds(5)).kind, Kind::accept);
+  EXPECT_EQ(attempt(ch, "10.0.0.6", "1001", "secret1001", t0 + seconds(5)).kind, Kind::forbid);
+  EXPECT_EQ(attempt(ch, "10.0.0.5", "1001", "secret1001", t0 + seconds(14)).kind, Kind::accept);
+  // Trust lapses trusted_for after the last success.
+  EXPECT_EQ(attempt(ch, "10.0.0.5", "1001", "secret1001", t0 + seconds(25)).kind, Kind::forbid);
+}
+
+TEST(Challenger, UnknownUsernamesCountAgainstTheSourceOnly) {
+  Challenger ch(user_guard(), "secret", store());
+  auto now = Clock::now();
+  for (int i = 0; i < 3; ++i) attempt(ch, "10.0.0.5", "scan" + std::to_string(i), "x", now);
+  EXPECT_EQ(ch.tracked_users(), 0u);
+  EXPECT_EQ(ch.stats().source_blocks, 1u);
+  EXPECT_EQ(attempt(ch, "10.0.0.5", "1001", "secret1001", now).kind, Kind::forbid);
+}
+
+TEST(Challenger, EachNextBlockOfASourceIsTwiceAsLong) {
+  auto s = settings();
+  s.max_block_time = std::chrono::seconds(100);
+  Challenger ch(s, "secret", store());
+  auto now = Clock::now();
+  for (auto want : {60, 100, 100}) {
+    SCOPED_TRACE(want);
+    Challenger::Decision d;
+    for (int i = 0; i < 3; ++i) d = attempt(ch, "10.0.0.5", "1001", "wrong", now);
+    EXPECT_EQ(d.kind, Kind::forbid);
+    EXPECT_EQ(d.source_block, std::chrono::seconds(want));
+    EXPECT_EQ(attempt(ch, "10.0.0.5", "1001", "secret1001", now + std::chrono::seconds(want - 1)).kind, Kind::forbid);
+    now += std::chrono::seconds(want);
+  }
+}
+
+// ---- the failure counter under the guard ----------------------------------
+
+using std::chrono::seconds;
+
+FailureLimits limits(std::size_t capacity = 65536) {
+  return {3, seconds(60), seconds(10), seconds(35), seconds(100), capacity};
+}
+
+// Fails key until it is blocked; the block's length.
+seconds block(FailureCounter& c, std::string_view key, Clock::time_point now) {
+  for (int i = 0; i < 100; ++i)
+    if (auto r = c.fail(key, now); r.block.count()) return r.block;
+  return seconds(0);
+}
+
+TEST(FailureCounter, BlockDoublesUpToTheCap) {
+  FailureCounter c(limits());
+  auto now = Clock::now();
+  EXPECT_EQ(c.fail("k", now).failures, 1u);
+  EXPECT_EQ(c.fail("k", now).failures, 2u);
+  auto r = c.fail("k", now);
+  EXPECT_EQ(r.failures, 3u);
+  EXPECT_EQ(r.block, seconds(10));
+  EXPECT_EQ(c.blocked_for("k", now + seconds(4)), seconds(6));
+  EXPECT_EQ(c.blocked_for("other", now), seconds(0));
+  // Failures while blocked do not count towards the next block.
+  EXPECT_EQ(c.fail("k", now + seconds(1)).block.count(), 0);
+  for (auto want : {20, 35, 35}) {
+    now += seconds(40);  // each block over, well within backoff_reset
+    EXPECT_EQ(c.blocked_for("k", now), seconds(0));
+    EXPECT_EQ(block(c, "k", now), seconds(want));
+  }
+}
+
+TEST(FailureCounter, BackOffIsForgottenAfterAQuietPeriod) {
+  FailureCounter c(limits());
+  auto now = Clock::now();
+  EXPECT_EQ(block(c, "k", now), seconds(10));
+  EXPECT_EQ(block(c, "k", now + seconds(10 + 99)), seconds(20));  // 99 s quiet: still remembered
+  now += seconds(10 + 99 + 20 + 100);                             // 100 s quiet after the second block
+  EXPECT_EQ(block(c, "k", now), seconds(10));
+  c.purge(now + seconds(10 + 99));
+  EXPECT_EQ(c.size(), 1u);
+  c.purge(now + seconds(10 + 100));
+  EXPECT_EQ(c.size(), 0u);
+}
+
+TEST(FailureCounter, FullTableDropsExpiredThenOldestPlainThenOldestBlocked) {
+  FailureCounter c(limits(3));
+  auto now = Clock::now();
+  block(c, "blocked", now);
+  c.fail("old", now);
+  c.fail("new", now + seconds(1));
+  c.fail("a", now + seconds(2));  // full: the oldest plain key goes
+  EXPECT_EQ(c.evicted(), 1u);
+  EXPECT_EQ(c.fail("new", now + seconds(2)).failures, 2u);
+  EXPECT_EQ(c.fail("old", now + seconds(3)).failures, 1u);  // forgotten (and "a" made room for it)
+  EXPECT_EQ(c.blocked_for("blocked", now + seconds(3)), seconds(7));
+  // Expired keys make room without counting as evictions.
+  auto later = now + seconds(200);
+  c.fail("b", later);
+  c.fail("c", later);
+  EXPECT_EQ(c.evicted(), 2u);
+  // Only blocked keys left: the least recently active goes.
+  FailureCounter d(limits(2));
+  block(d, "x", now);
+  block(d, "y", now);
+  d.blocked_for("x", now);  // x knocks again: y is now the oldest
+  d.fail("z", now);
+  EXPECT_GT(d.blocked_for("x", now).count(), 0);
+  EXPECT_EQ(d.blocked_for("y", now).count(), 0);
+}
+
+// A flood of distinct sources (or usernames) neither grows the table past its
+// size nor slows each failure down (an earlier guard scanned every key per
+// request once full), and does not free a blocked key.
+TEST(FailureCounter, FloodOfDistinctKeysStaysBoundedAndFast) {
+  constexpr std::size_t kCapacity = 65536;
+  FailureCounter c(limits(kCapacity));
+  auto now = Clock::now();
+  block(c, "attacker", now);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200000; ++i) {
+    c.fail("2001:db8::" + std::to_string(i), now);
+    ASSERT_LE(c.size(), kCapacity);
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(c.size(), kCapacity);
+  EXPECT_EQ(c.evicted(), 200000u + 1 - kCapacity);
+  EXPECT_GT(c.blocked_for("attacker", now).count(), 0);
+  // ~0.3 s here (~1.5 us a failure); a scan of the full table per failure
+  // would take over 10 s. The margin leaves room for sanitizer builds.
+  EXPECT_LT(took, std::chrono::seconds(5));
+  RecordProperty("ns_per_failure", static_cast<int>(std::chrono::duration<double, std::nano>(took).count() / 200000));
 }
 
 }  // namespace

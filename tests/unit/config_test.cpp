@@ -54,6 +54,23 @@ log: { level: debug }
   EXPECT_EQ(c.relay.max_tcp_connections, 10u);
 }
 
+TEST(Config, BruteForceGuard) {
+  auto d = load_string("", "empty.yaml").challenge;
+  EXPECT_EQ(d.max_failures, 5u);
+  EXPECT_EQ(d.max_user_failures, 20u);
+  EXPECT_EQ(d.block_time, std::chrono::seconds(60));
+  EXPECT_EQ(d.max_block_time, std::chrono::hours(1));
+  EXPECT_EQ(d.backoff_reset, std::chrono::hours(1));
+  EXPECT_EQ(d.trusted_for, std::chrono::hours(24));
+  auto c = load_string("challenge: { max_user_failures: 7, block_time: 2s, max_block_time: 8s, backoff_reset: 1500ms, "
+                       "trusted_for: 0s }\n", "guard.yaml").challenge;
+  EXPECT_EQ(c.max_user_failures, 7u);
+  EXPECT_EQ(c.block_time, std::chrono::seconds(2));
+  EXPECT_EQ(c.max_block_time, std::chrono::seconds(8));
+  EXPECT_EQ(c.backoff_reset, std::chrono::seconds(2));
+  EXPECT_EQ(c.trusted_for, std::chrono::seconds(0));
+}
+
 TEST(Config, TlsListenersUpstreamAndDns) {
   auto c = load_string(R"(
 listen:
@@ -109,6 +126,13 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       {"listen: [{ transport: udp, host: 1.2.3.4, port: 1 }\n", "bad.yaml:2:1: "},  // YAML syntax error
       {"challenge: { enabled: true }\n", "challenge.users: a users file is required when challenge.enabled is true"},
       {"challenge: { max_failures: 0 }\n", "challenge.max_failures: expected an integer from 1"},
+      {"challenge: { max_user_failures: 0 }\n", "bad.yaml:1:33: challenge.max_user_failures: expected an integer from 1"},
+      {"challenge: { block_time: 0s }\n", "bad.yaml:1:26: challenge.block_time: must be at least 1s"},
+      {"challenge: { block_time: 5m, max_block_time: 1m }\n",
+       "bad.yaml:1:46: challenge.max_block_time: challenge.max_block_time (60s) must be at least challenge.block_time (300s)"},
+      {"challenge: { block_time: 2h }\n", "bad.yaml:1:26: challenge.block_time: challenge.max_block_time (3600s) must be"},
+      {"challenge: { backoff_reset: never }\n", "challenge.backoff_reset: expected a duration"},
+      {"challenge: { trusted: 1h }\n", "bad.yaml:1:14: challenge.trusted: unknown key"},
       {"listen: [{ transport: tls }]\n", "bad.yaml:1:10: listen[0].cert: a TLS listener needs a certificate"},
       {"listen: [{ transport: tls, cert: c.pem }]\n", "listen[0].key: a TLS listener needs the certificate's private key"},
       {"listen: [{ transport: udp, cert: c.pem }]\n", "bad.yaml:1:34: listen[0].cert: only for transport: tls"},
