@@ -1017,9 +1017,7 @@ const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>&
   auto now = Clock::now();
   auto it = pending_.find(branch);
   const PendingRequest* earlier = it == pending_.end() ? nullptr : &it->second;
-  auto tried = [&](const std::string& key) {
-    return earlier && std::find(earlier->tried.begin(), earlier->tried.end(), key) != earlier->tried.end();
-  };
+  auto tried = [&](const std::string& key) { return earlier && earlier->tried(key); };
   // A retransmission follows its first copy, unless that target was given up.
   if (earlier && !is_down(earlier->candidate, now))
     for (const auto& c : candidates)
@@ -1043,9 +1041,7 @@ bool Server::has_alternative(const std::vector<dns::Candidate>& candidates, cons
   for (const auto& c : candidates) {
     auto key = connection_key(c.address, c.transport);
     if (key == chosen || !usable(c) || is_down(key, now)) continue;
-    if (it != pending_.end() &&
-        std::find(it->second.tried.begin(), it->second.tried.end(), key) != it->second.tried.end())
-      continue;
+    if (it != pending_.end() && it->second.tried(key)) continue;
     return true;
   }
   return false;
@@ -1075,8 +1071,8 @@ bool Server::remember_request(const std::string& branch, const std::string& cand
     r.first_sent = now;
     if (own_credentials) r.own_credentials = static_cast<std::size_t>(own_credentials - m.headers.data());
   }
+  if (!inserted) r.earlier.push_back(std::move(r.candidate));
   r.candidate = candidate;
-  r.tried.push_back(candidate);
   r.sent = now;
   r.answered = false;
   if (r.invite) r.forwarded = sent;
@@ -1172,8 +1168,7 @@ void Server::read_icmp_errors(Listener& l) {
 
 bool Server::note_response(const sip::Message& m, const Source& in) {
   if (m.cseq_method == "CANCEL") return true;  // its own transaction, never remembered
-  std::string branch(m.via.branch);
-  auto it = pending_.find(branch);
+  auto it = pending_.find(m.via.branch);
   if (it == pending_.end()) return true;
   auto from = connection_key(in.flow.remote, in.flow.transport);
   auto& r = it->second;
@@ -1185,7 +1180,7 @@ bool Server::note_response(const sip::Message& m, const Source& in) {
   if (from != r.candidate) {
     // A late answer from a target this request has left: a final error is
     // acknowledged and kept from the phone, who waits for the new target.
-    if (std::find(r.tried.begin(), r.tried.end(), from) == r.tried.end() || m.status < 300) return true;
+    if (!r.tried(from) || m.status < 300) return true;
     if (is_invite) acknowledge(r.forwarded, m, in.flow);
     ++counters_.absorbed;
     return false;
@@ -1207,6 +1202,7 @@ bool Server::note_response(const sip::Message& m, const Source& in) {
         break;
       }
   auto forwarded = r.forwarded;
+  const std::string branch = it->first;  // the entry may move while the request is forwarded again
   mark_down(from, retry, "answered 503 " + std::string(m.reason));
   if (!fail_over(branch)) {
     pending_.erase(branch);

@@ -4,6 +4,7 @@
 #include <spdlog/logger.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -234,8 +235,11 @@ class Server {
   };
   UpstreamDns upstream_dns_;
   struct PendingRequest {
-    std::string candidate;  // connection_key of where it went last
-    std::vector<std::string> tried;
+    std::string candidate;            // connection_key of where it went last
+    std::vector<std::string> earlier;  // where it went before (failover), usually none
+    bool tried(std::string_view key) const {
+      return key == candidate || std::find(earlier.begin(), earlier.end(), key) != earlier.end();
+    }
     Clock::time_point first_sent;
     Clock::time_point sent;
     bool upstream = false;  // toward the upstream: silence and 503 move it on (failover)
@@ -246,7 +250,12 @@ class Server {
     Source in;
     std::optional<std::size_t> own_credentials;  // index of our Proxy-Authorization in the headers
   };
-  std::unordered_map<std::string, PendingRequest> pending_;        // by our branch
+  // By our branch; looked up by a response's branch without copying it.
+  struct BranchHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, PendingRequest, BranchHash, std::equal_to<>> pending_;
   std::unordered_map<std::string, Clock::time_point> down_until_;  // by connection_key
   uv_timer_t pending_timer_{};
   std::function<void()> drained_;  // set while draining (SIGTERM)
