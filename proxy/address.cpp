@@ -95,6 +95,14 @@ bool Address::is_any() const {
   return same_ip(any4) || same_ip(any6);
 }
 
+bool Address::is_broadcast_or_multicast() const {
+  if (family() == AF_INET) {
+    auto ip = ntohl(reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr.s_addr);
+    return ip == 0xffffffffu || (ip >> 28) == 0xe;
+  }
+  return family() == AF_INET6 && reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr.s6_addr[0] == 0xff;
+}
+
 std::string flow_token(const Flow& flow) {
   // <t>[listener]-ip-port: '-' never occurs in an IP literal, and ':' is allowed in URI params.
   std::string token(flow.transport == Transport::udp ? "u" : flow.transport == Transport::tcp ? "t" : "s");

@@ -32,6 +32,7 @@ class Address {
   bool same_ip(const Address& o) const;
   bool operator==(const Address& o) const { return same_ip(o) && port() == o.port(); }
   bool is_any() const;             // 0.0.0.0 or ::
+  bool is_broadcast_or_multicast() const;  // 255.255.255.255, 224.0.0.0/4, ff00::/8
 
  private:
   sockaddr_storage ss_{};

@@ -174,7 +174,17 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
     edits.insert(r.headers_end, "Max-Forwards: 70\r\n");
   }
 
-  pop_items(r, sip::HeaderId::Route, how.routes_to_pop, edits);
+  // 16.6 step 6: a strict router takes its URI as the Request-URI, and the
+  // Request-URI goes last in Route.
+  auto routes = how.strict_route ? list_items(r, sip::HeaderId::Route) : std::vector<Item>{};
+  const bool strict = routes.size() > how.routes_to_pop;
+  pop_items(r, sip::HeaderId::Route, how.routes_to_pop + (strict ? 1 : 0), edits);
+  if (strict) {
+    auto next = sip::parse_name_addr(routes[how.routes_to_pop].text);
+    edits.replace(r.offset_of(r.request_uri), static_cast<std::uint32_t>(r.request_uri.size()),
+                  std::string(next ? next->uri_text : routes[how.routes_to_pop].text));
+    edits.insert(routes.back().header->end, "Route: <" + std::string(r.request_uri) + ">\r\n");
+  }
 
   // Record-Route (16.6 step 4). When the request changes endpoint (transport or
   // address), two entries: the top one faces the next hop, the second the sender,

@@ -49,6 +49,7 @@ struct RequestEdits {
   const Flow* inbound = nullptr;    // the sender's flow
   const Flow* outbound = nullptr;   // the target flow when known (registered phone)
   std::size_t routes_to_pop = 0;    // leading Route values that are ours
+  bool strict_route = false;        // the next Route is a strict router (no lr): 16.6 step 6
   bool record_route = false;
   bool add_path = false;
   bool add_content_length = false;  // a datagram going onto a stream: add one if it has none

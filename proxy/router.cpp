@@ -34,6 +34,23 @@ RequestDecision reply(int status, const char* reason, const char* detail) {
   return d;
 }
 
+// Request-URI schemes relayed to the upstream besides sip/sips: telephone
+// numbers (RFC 3966) and service URNs such as urn:service:sos (RFC 5031).
+bool is_relayed_scheme(std::string_view scheme) { return sip::iequals(scheme, "tel") || sip::iequals(scheme, "urn"); }
+
+// 16.3 step 5: every option-tag of Proxy-Require, none of which we support.
+std::string unsupported_proxy_requirements(const sip::Message& r) {
+  std::string tags;
+  for (const auto& h : r.headers)
+    if (sip::iequals(h.name, "Proxy-Require"))
+      sip::for_each_list_item(h.value, [&](std::string_view tag) {
+        tags += tags.empty() ? "" : ", ";
+        tags += tag;
+        return true;
+      });
+  return tags;
+}
+
 RequestDecision absorb(const char* detail) {
   RequestDecision d;
   d.kind = RequestDecision::Kind::absorb;
@@ -58,6 +75,13 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
   if (is_looped(r, ctx.ours)) {
     if (r.method == "ACK") return absorb("looped ACK");
     return reply(482, "Loop Detected", "request came back with our own Via and branch");
+  }
+  if (r.method != "ACK" && r.method != "CANCEL") {
+    if (auto tags = unsupported_proxy_requirements(r); !tags.empty()) {
+      auto d = reply(420, "Bad Extension", "Proxy-Require names extensions this proxy does not support");
+      d.headers = "Unsupported: " + tags + "\r\n";
+      return d;
+    }
   }
 
   RequestDecision d;
@@ -87,17 +111,21 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
     auto na = sip::parse_name_addr(routes[d.routes_to_pop]);
     if (!na || !na->uri.is_sip()) return reply(400, "Bad Request", "unusable Route header");
     d.target = target_from_uri(na->uri);
+    d.strict_route = !na->uri.param("lr");
     return d;
   }
   auto ruri = sip::parse_uri(r.request_uri);
   if (!ruri) return reply(400, "Bad Request", "malformed Request-URI");
   if (!ruri->is_sip()) {
-    if (!in.from_upstream) {
+    if (!in.from_upstream && is_relayed_scheme(ruri->scheme)) {
       d.target = ctx.upstream;
       return d;
     }
-    return reply(416, "Unsupported URI Scheme", "Request-URI scheme is not sip or sips");
+    return reply(416, "Unsupported URI Scheme", "Request-URI scheme is not sip, sips, tel or urn");
   }
+  // RFC 4475 3.1.2.11: headers in a Request-URI are for the UA that built
+  // the request from the URI, never for the next hop.
+  if (!ruri->headers.empty()) return reply(400, "Bad Request", "Request-URI carries headers");
   const bool ruri_is_us = is_ours(ruri->host, ruri->port, ctx.ours);
   // The ACK for a non-2xx final response belongs to the INVITE transaction: it
   // has the INVITE's Request-URI and no route set, and must take the INVITE's
@@ -163,6 +191,11 @@ ResponseDecision route_response(const sip::Message& response, const std::vector<
   d.target.transport = *transport;
   auto host = next->received.empty() ? next->host : next->received;
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  // RFC 4475 3.3.10: never answer to a broadcast or multicast address.
+  if (auto a = Address::from_ip(host, 0); a && a->is_broadcast_or_multicast()) {
+    d.drop_reason = "next Via names a broadcast or multicast address";
+    return d;
+  }
   d.target.host = std::string(host);
   d.target.port = next->port ? next->port : default_port(*transport);
   if (auto rport = sip::parse_uint<std::uint16_t>(next->rport); rport && *rport) d.target.port = *rport;

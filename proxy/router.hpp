@@ -45,8 +45,10 @@ struct RequestDecision {
   int status = 0;          // reply
   const char* reason = "";  // reply: reason phrase
   const char* detail = "";  // reply: Warning text / log reason
+  std::string headers;      // reply: more header lines ("Unsupported: ...\r\n")
   Target target;            // forward
   std::size_t routes_to_pop = 0;
+  bool strict_route = false;  // the next Route (after ours) has no lr: RFC 3261 16.6 step 6
   bool record_route = false;
   bool add_path = false;
 };

@@ -641,7 +641,7 @@ void Server::handle_request(const sip::Message& m, const Source& in) {
                   d.detail);
       return;
     case RequestDecision::Kind::reply:
-      send_reply(m, in, d.status, d.reason, d.detail);
+      send_reply(m, in, d.status, d.reason, d.detail, d.headers);
       return;
     case RequestDecision::Kind::forward: {
       // Draining: what is under way finishes (ACK, CANCEL, in-dialog requests), nothing new starts.
@@ -773,6 +773,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   how.inbound = &in.flow;
   how.outbound = d.target.flow ? &*d.target.flow : nullptr;
   how.routes_to_pop = d.routes_to_pop;
+  how.strict_route = d.strict_route;
   how.record_route = d.record_route;
   how.add_path = d.add_path;
   how.add_content_length = transport != Transport::udp;
@@ -803,12 +804,13 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   }
 }
 
-void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail) {
+void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail,
+                        std::string_view headers) {
   if (m.method == "ACK") return;  // never answered (RFC 3261 17.1.1.3)
   ++counters_.replied;
   log_->info("reply: {} {} to {} from {} call-id={}: {}", status, reason, m.method, describe(in.flow),
              m.value(sip::HeaderId::CallId), detail);
-  send_local_reply(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_));
+  send_local_reply(in.flow, make_reply(m, in.flow.remote, status, reason, detail, secret_, headers));
 }
 
 void Server::send_to_flow(const Flow& flow, std::string bytes) { send(flow, std::move(bytes), nullptr, Shown{}); }

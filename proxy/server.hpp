@@ -98,7 +98,8 @@ class Server {
                        const sip::Header* own_credentials = nullptr);
   // sipwitness's own 407: true when the request was answered here.
   bool answer_challenge(const sip::Message& m, const Source& in, const sip::Header** own_credentials);
-  void send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail);
+  void send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail,
+                  std::string_view headers = {});
   // Sends bytes along a flow (its listener and connection when known); on
   // failure (now, or when a new TCP connection cannot be made) the failure
   // reply is built and sent back. Nothing is sent once shutdown began. The

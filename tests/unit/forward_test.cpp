@@ -233,6 +233,35 @@ TEST(Forward, PopsOurRoutesWhetherOneLineOrMany) {
   }
 }
 
+TEST(Forward, StrictRouterTakesTheRequestUriAndTheOldOneGoesLast) {
+  struct Row {
+    std::string routes;
+    std::size_t pop;
+    std::string expected_routes;
+  };
+  const Row rows[] = {
+      {"Route: <sip:192.0.2.80:5080>", 0, "Route: <sip:2002@10.1.1.1>"},
+      {"Route: <sip:198.51.100.1;lr>, <sip:192.0.2.80:5080>, <sip:p.example;lr>", 1,
+       "Route: <sip:p.example;lr>\r\nRoute: <sip:2002@10.1.1.1>"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.routes);
+    auto text = sip_text({"MESSAGE sip:2002@10.1.1.1 SIP/2.0", "Via: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bK3",
+                          row.routes, "To: <sip:x@p.example>", "From: <sip:y@p.example>;tag=b", "Call-ID: r2",
+                          "CSeq: 2 MESSAGE", "Max-Forwards: 70", "Content-Length: 0"});
+    Flow in{Transport::udp, kPhone, 0};
+    auto how = simple_edits(in);
+    how.routes_to_pop = row.pop;
+    how.strict_route = true;
+    auto out = parse_ok(forward_request(parse_ok(text), kPhone, how));
+    EXPECT_EQ(out.request_uri, "sip:192.0.2.80:5080");
+    std::string remaining;
+    for (const auto& h : out.headers)
+      if (h.id == sip::HeaderId::Route) remaining += (remaining.empty() ? "" : "\r\n") + std::string("Route: ") + std::string(h.value);
+    EXPECT_EQ(remaining, row.expected_routes);
+  }
+}
+
 TEST(Forward, RecordRouteSingleOrDoubleAndPath) {
   Flow in{Transport::udp, kPhone, 0};
   auto text = invite();

@@ -105,6 +105,19 @@ TEST(Router, RequestDecisions) {
        "192.0.2.50:5060/udp", 0, true, false},
       {"tel: from upstream is 416", request("INVITE", "tel:+15551234"), kProvider, true, K::reply, 416, "", 0, false,
        false},
+      {"urn: (an emergency service URN) from a phone goes upstream", request("INVITE", "urn:service:sos"), kPhone,
+       false, K::forward, 0, "192.0.2.50:5060/udp", 0, true, false},
+      {"any other scheme is 416 (RFC 4475 3.3.2)", request("OPTIONS", "nobodyKnowsThisScheme:totallyopaquecontent"),
+       kPhone, false, K::reply, 416, "", 0, false, false},
+      {"headers in the Request-URI are 400 (RFC 4475 3.1.2.11)",
+       request("OPTIONS", "sip:user@example.com?Route=%3Csip:example.com%3E"), kPhone, false, K::reply, 400, "", 0,
+       false, false},
+      {"Proxy-Require is 420 (RFC 3261 16.3 step 5)",
+       request("OPTIONS", "sip:provider.example", "", "Proxy-Require: noProxiesSupportThis, norDoAnyProxiesSupportThis"),
+       kPhone, false, K::reply, 420, "", 0, false, false},
+      {"an ACK with Proxy-Require is relayed, never answered",
+       request("ACK", "sip:2002@provider.example", "t", "Proxy-Require: foo"), kPhone, false, K::forward, 0,
+       "192.0.2.50:5060/udp", 0, false, false},
       {"re-INVITE is not record-routed again", request("INVITE", "sip:2002@192.0.2.60", "t"), kPhone, false,
        K::forward, 0, "192.0.2.60:5060/udp", 0, false, false},
       {"TCP phone INVITE to a registered contact of another flow is delivered there",
@@ -129,6 +142,26 @@ TEST(Router, RequestDecisions) {
       EXPECT_EQ(d.add_path, row.path);
     }
   }
+}
+
+TEST(Router, ProxyRequireListsEveryTagInUnsupported) {
+  auto m = parse_ok(request("OPTIONS", "sip:provider.example", "", "Proxy-Require: a, b\r\nProxy-Require: c"));
+  BindingTable none(10);
+  RoutingContext ctx{kOurs, kUpstream, none, Clock::now(), ""};
+  auto d = route_request(m, Inbound{kPhone, false}, ctx, true, true);
+  EXPECT_EQ(d.status, 420);
+  EXPECT_EQ(d.headers, "Unsupported: a, b, c\r\n");
+}
+
+TEST(Router, StrictRouteIsMarked) {
+  BindingTable none(10);
+  RoutingContext ctx{kOurs, kUpstream, none, Clock::now(), ""};
+  auto strict = parse_ok(request("MESSAGE", "sip:kumiko@example.org", "", "Route: <sip:192.0.2.80:5080>"));
+  auto d = route_request(strict, Inbound{kPhone, false}, ctx, true, true);
+  EXPECT_TRUE(d.strict_route);
+  EXPECT_EQ(d.target.port, 5080);
+  auto loose = parse_ok(request("MESSAGE", "sip:kumiko@example.org", "", "Route: <sip:192.0.2.80:5080;lr>"));
+  EXPECT_FALSE(route_request(loose, Inbound{kPhone, false}, ctx, true, true).strict_route);
 }
 
 TEST(Router, AckForOurOwnResponseIsAbsorbed) {
@@ -161,6 +194,9 @@ TEST(Router, ResponsesFollowTheSecondVia) {
       {"IPv6 received", "SIP/2.0/UDP [2001:db8::5]:5062;branch=z9hG4bK1;received=[2001:db8::9]", true,
        "2001:db8::9:5062/udp"},
       {"no second Via", "", false, ""},
+      {"a broadcast address is never answered to (RFC 4475 3.3.10)", "SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1",
+       false, ""},
+      {"nor a multicast one", "SIP/2.0/UDP 224.0.1.75;branch=z9hG4bK1", false, ""},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.name);
