@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "auth/mac.hpp"
 #include "proxy/forward.hpp"
@@ -275,9 +276,10 @@ void Server::shutdown() {
     if (timer->loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(timer)))
       uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
   if (resolver_) resolver_->close();
+  auto sum = [](const auto& counts) { return std::accumulate(counts.begin(), counts.end(), std::uint64_t{0}); };
   log_->info("stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
              counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
-             counters_.dropped, counters_.rejected);
+             sum(counters_.dropped), sum(counters_.rejected));
 }
 
 // ---- receive path ---------------------------------------------------------
@@ -298,7 +300,7 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
   if (nread == 0 || !addr) return;
   Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
-    ++self->counters_.dropped;
+    self->counters_.drop(DropReason::truncated_datagram);
     self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramBuffer);
     return;
   }
@@ -336,7 +338,7 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
   if (uv_tcp_getsockname(&c->tcp, reinterpret_cast<sockaddr*>(&local), &len) == 0)
     c->local = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
   if (self->connections_.size() > self->cfg_.relay.max_tcp_connections) {
-    ++self->counters_.tcp_refused;
+    self->counters_.hit(Limit::max_tcp_connections);
     self->log_->warn("tcp connection from {} refused: {} connections open (relay.max_tcp_connections)",
                      c->remote.to_string(), self->connections_.size() - 1);
     self->close_connection(*c, "connection limit");
@@ -489,6 +491,8 @@ void Server::handle_lab_arrival(const sip::Message& m, const Source& in, sip::Fr
 
 void Server::handle_message(const sip::Message& m, const Source& in, std::string_view wire,
                             const diag::SealCheck* seal) {
+  if (m.is_request) counters_.in.request(m.method);
+  else counters_.in.response(m.status);
   // A 503 answered by failover never reaches the phone, so the diagnosis (which
   // follows what the phone lives through) does not see it either.
   if (!m.is_request && !upstream_requests_.empty() && !note_upstream_response(m, in)) return;
@@ -525,13 +529,12 @@ void Server::reject_malformed(std::string_view bytes, const Source& in, const Er
   std::string call_id;
   for (const auto& [id, v] : salvaged.headers)
     if (id == sip::HeaderId::CallId) call_id = std::string(v.substr(0, 128));
+  counters_.malformed(error.code, !reply.empty());
   if (reply.empty()) {
-    ++counters_.dropped;
     log_->warn("drop: malformed message from {} ({} bytes, call-id={}): {}", describe(in.flow), bytes.size(),
                call_id.empty() ? "?" : call_id, error.detail);
     return;
   }
-  ++counters_.rejected;
   log_->warn("reject: {} {} to malformed {} from {} (call-id={}): {}", status, reason, salvaged.method,
              describe(in.flow), call_id.empty() ? "?" : call_id, error.detail);
   send_to_flow(in.flow, std::move(reply));
@@ -595,7 +598,7 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
 void Server::handle_response(const sip::Message& m, const Source& in) {
   auto d = route_response(m, ours_);
   if (!d.forward) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::response_unroutable);
     log_->warn("drop: {} {} response from {} call-id={}: {}", m.status, m.cseq_method, describe(in.flow),
                m.value(sip::HeaderId::CallId), d.drop_reason);
     return;
@@ -607,14 +610,14 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
   auto addresses = resolve(d.target.host, m.raw, in, sip::Framing::datagram);
   if (!addresses) return;  // replayed once resolved
   if (addresses->empty()) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::unresolvable);
     log_->warn("drop: {} response call-id={}: cannot resolve {}", m.status, m.value(sip::HeaderId::CallId),
                d.target.host);
     return;
   }
   auto dst = usable_address(*addresses, d.target.transport, d.target.port);
   if (!dst) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::no_listener);
     log_->warn("drop: {} response call-id={}: no listener for any address of {}", m.status,
                m.value(sip::HeaderId::CallId), d.target.host);
     return;
@@ -710,7 +713,9 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   if (shutting_down_) return;  // handles are closing: nothing new goes out
   if (!lab_key_.empty() && (shown.relayed || shown.own_reply) && on_lab_path(to))
     bytes = sealed(std::move(bytes), to.transport);
-  auto show = [&](const Listener& l, const Connection* c) {
+  // Once the socket is chosen: counted, and shown to the observers.
+  auto handed = [&](const Listener& l, const Connection* c) {
+    counters_.out.start_line(bytes);
     if (observers_.empty() || (!shown.relayed && !shown.own_reply)) return;
     auto self = observers_want_self_ ? self_address(l, to.remote, c) : std::string();
     if (shown.relayed) {
@@ -733,7 +738,7 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   if (transport == Transport::udp) {
     auto* l = listener_for(to.listener, Transport::udp, dst.family());
     if (!l) return fail("no UDP listener of that address family");
-    show(*l, nullptr);
+    handed(*l, nullptr);
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
     if (rc >= 0) return;
@@ -766,7 +771,7 @@ void Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     c = open_connection(dst, transport, tls_name);
     if (!c) return fail(transport == Transport::tls ? "cannot open a TLS connection" : "cannot open a TCP connection");
   }
-  show(*listeners_[c->listener], c);
+  handed(*listeners_[c->listener], c);
   if (!c->connected || (c->tls && !c->tls->established())) {
     // Until TCP (and TLS) is up; a failure of either sends these replies.
     if (on_failure) c->on_failure.push_back(on_failure());
@@ -799,6 +804,7 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
       std::erase_if(dns_, [&](const auto& kv) { return !kv.second.pending && kv.second.expires < now; });
     if (dns_.size() >= kMaxDnsEntries) {
       // Hostile traffic naming endless hosts must not grow the cache.
+      counters_.hit(Limit::dns_cache);
       log_->warn("cannot resolve {}: DNS cache full ({} names)", host, dns_.size());
       literal_.clear();
       return &literal_;
@@ -835,7 +841,8 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
 void Server::wait_for_dns(std::vector<std::function<void()>>& waiters, std::string_view bytes, const Source& in,
                           sip::Framing framing, std::string_view name) {
   if (replays_pending_ >= kMaxReplaysPending) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::dns_backlog);
+    counters_.hit(Limit::dns_waiting);
     log_->warn("drop: message waiting for {}: {} messages already wait for DNS", name, replays_pending_);
     return;
   }
@@ -941,6 +948,7 @@ void Server::remember_upstream_request(const std::string& branch, const std::str
                                        const Source& in, const sip::Header* own_credentials, const std::string& sent) {
   auto [it, inserted] = upstream_requests_.try_emplace(branch);
   if (inserted && upstream_requests_.size() > kMaxUpstreamRequests) {
+    counters_.hit(Limit::failover_requests);
     upstream_requests_.erase(it);  // beyond the bound a request simply has no failover
     return;
   }
@@ -1131,6 +1139,7 @@ Server::Connection* Server::open_connection(const Address& dst, Transport transp
     if (!session) return nullptr;
   }
   if (connections_.size() >= cfg_.relay.max_tcp_connections) {
+    counters_.hit(Limit::max_tcp_connections);
     log_->warn("no new tcp connection to {}: {} connections open (relay.max_tcp_connections)", dst.to_string(),
                connections_.size());
     return nullptr;
@@ -1215,6 +1224,7 @@ void Server::write_raw(Connection& c, std::string bytes) {
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c.tcp)) > kMaxWriteQueue) {
     // The peer does not read what we send: drop it rather than buffer without end.
     ++counters_.send_failures;
+    counters_.hit(Limit::tcp_write_queue);
     close_connection(c, "write queue over 1 MiB (peer not reading)");
     return;
   }
@@ -1306,6 +1316,15 @@ std::string Server::self_address(const Listener& l, const Address& peer, const C
     it = source_ip_toward_.emplace(ip, std::move(source)).first;
   }
   return it->second + ":" + std::to_string(l.bound.port());
+}
+
+void Server::snapshot(Snapshot& s) const {
+  s.relay = counters_;
+  s.relay.limit(Limit::max_bindings) = bindings_.evictions();
+  if (challenger_) s.challenges = challenger_->stats();
+  for (const auto& [id, c] : connections_)
+    if (!c->closing) ++(c->transport == Transport::tls ? s.tls_connections : s.tcp_connections);
+  s.bindings = bindings_.size();
 }
 
 void Server::send_local_reply(const Flow& to, std::string bytes) {

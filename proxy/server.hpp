@@ -15,16 +15,12 @@
 #include "diag/observer.hpp"
 #include "diag/seal.hpp"
 #include "proxy/bindings.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/resolver.hpp"
 #include "proxy/router.hpp"
 #include "proxy/tls.hpp"
 
 namespace sw::proxy {
-
-struct Counters {
-  std::uint64_t received = 0, forwarded_requests = 0, forwarded_responses = 0, replied = 0, absorbed = 0;
-  std::uint64_t dropped = 0, rejected = 0, send_failures = 0, tcp_refused = 0, tls_failures = 0;
-};
 
 class Server {
  public:
@@ -42,7 +38,8 @@ class Server {
   bool start();
   // Closes every handle; uv_run then returns once their close callbacks ran.
   void shutdown();
-  const Counters& counters() const { return counters_; }
+  // The relay's part of a metrics scrape: counters, connections, bindings, challenges.
+  void snapshot(Snapshot& s) const;
   // SIGHUP: new users for the challenger; calls in progress are not disturbed.
   void reload_users(std::shared_ptr<const auth::CredentialStore> users);
   // SIGHUP: reads the TLS certificates, keys and CA files again. New connections
