@@ -8,6 +8,7 @@
   sent and received, and the verdicts what the verdict log holds;
 * HTTP: GET /metrics is 200 text/plain; version=0.0.4 in the Prometheus text
   format, another path 404, POST 405, and connections beyond the bound wait;
+  a metrics port already taken stops the start (exit 1, the reason logged);
 * relaying goes on while it is scraped in a tight loop and a stalled HTTP
   client holds a connection: every call of a SIPp load succeeds.
 """
@@ -15,6 +16,7 @@
 import collections
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -27,7 +29,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (HOST, E2ETestCase, UdpClient, free_port, make_request,  # noqa: E402
-                     start_line, status_code)
+                     sipwitness_binary, start_line, status_code)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 MAX_CONNECTIONS = 16  # kMaxConnections in proxy/metrics_http.cpp
@@ -196,6 +198,21 @@ class Metrics(E2ETestCase):
                 except OSError:
                     if time.monotonic() > deadline:
                         raise
+
+    def test_busy_port_stops_the_start(self):
+        with socket.socket() as taken:
+            taken.bind((HOST, 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            config = self.tmp / "sipwitness.yaml"
+            config.write_text(f'listen: [{{ transport: udp, host: {HOST}, port: 0 }}]\n'
+                              f'upstream: {{ uri: "sip:{HOST}:5070;transport=udp" }}\n'
+                              f'metrics: {{ listen: "{HOST}:{port}" }}\n')
+            run = subprocess.run([sipwitness_binary(), "run", "--config", str(config)], cwd=self.tmp,
+                                 capture_output=True, text=True, timeout=20)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertIn(f"metrics.listen: cannot listen on http {HOST}:{port}: Address already in use", run.stderr)
+        self.assertNotRegex(run.stderr, r"\bready:")
 
     def test_relays_while_scraped(self):
         callee = self.start_sipp("uas_call.xml", calls=LOAD_CALLS, timeout=60, name="callee",
