@@ -119,9 +119,13 @@ Listen read_listen(const Reader& r, const YAML::Node& n, const std::string& path
   return l;
 }
 
+// "[::1]" -> "::1": an IPv6 reference without its brackets.
+std::string_view unbracketed(std::string_view host) {
+  return host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+}
+
 bool is_ip_literal(std::string_view host) {
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  std::string text(host);
+  std::string text(unbracketed(host));
   std::array<unsigned char, 16> ip{};
   return inet_pton(AF_INET, text.c_str(), ip.data()) == 1 || inet_pton(AF_INET6, text.c_str(), ip.data()) == 1;
 }
@@ -159,8 +163,7 @@ Upstream read_upstream(const Reader& r, const YAML::Node& n) {
     if (u.sips && *t != Transport::tls) r.fail(n["uri"], "upstream.uri", "a sips: upstream is reached over TLS only");
     u.transport = *t;
   }
-  u.host = std::string(parsed->host);
-  if (u.host.front() == '[') u.host = u.host.substr(1, u.host.size() - 2);
+  u.host = std::string(unbracketed(parsed->host));
   u.port_given = parsed->port != 0;
   u.port = parsed->port ? parsed->port : (u.transport == Transport::tls ? 5061 : 5060);
   return u;
@@ -277,11 +280,22 @@ void read_limits(const Reader& r, const YAML::Node& n, Limits& l) {
     l.max_connection_buffer = r.number(n["max_connection_buffer"], "limits.max_connection_buffer", 65536, 1 << 30);
 }
 
+void read_metrics(const Reader& r, const YAML::Node& n, Metrics& m) {
+  r.check_keys(n, "metrics", {"listen"});
+  if (!n["listen"]) return;
+  m.listen = r.str(n["listen"], "metrics.listen");
+  auto hp = sip::parse_host_port(m.listen);
+  if (!hp || hp->port == 0 || !is_ip_literal(hp->host))
+    r.fail(n["listen"], "metrics.listen", "expected an IP address and a port, such as 127.0.0.1:9090 or [::1]:9090");
+  m.host = std::string(unbracketed(hp->host));
+  m.port = hp->port;
+}
+
 Config read(const YAML::Node& root, const Reader& r) {
   Config c;
   c.path = r.file();
   if (!root || root.IsNull()) return c;
-  r.check_keys(root, "", {"listen", "upstream", "dns", "challenge", "diag", "lab", "relay", "limits", "log"});
+  r.check_keys(root, "", {"listen", "upstream", "dns", "challenge", "diag", "lab", "relay", "limits", "metrics", "log"});
   if (root["listen"]) {
     const auto& l = root["listen"];
     if (!l.IsSequence() || l.size() == 0) r.fail(l, "listen", "expected a non-empty list of listeners");
@@ -295,6 +309,7 @@ Config read(const YAML::Node& root, const Reader& r) {
   if (root["lab"]) read_lab(r, root["lab"], c.lab);
   if (root["relay"]) read_relay(r, root["relay"], c.relay);
   if (root["limits"]) read_limits(r, root["limits"], c.limits);
+  if (root["metrics"]) read_metrics(r, root["metrics"], c.metrics);
   if (root["log"]) {
     r.check_keys(root["log"], "log", {"level"});
     if (root["log"]["level"]) {

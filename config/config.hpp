@@ -124,6 +124,13 @@ struct Limits {
   std::size_t max_connection_buffer = 1 << 20;   // bytes queued toward one connection
 };
 
+// The optional Prometheus listener (GET /metrics over HTTP). Off unless listen is set.
+struct Metrics {
+  std::string listen;  // "ip:port" as written; "" = no listener
+  std::string host;    // the IP from listen (IPv6 without brackets)
+  std::uint16_t port = 0;
+};
+
 struct Log {
   std::string level = "info";  // trace debug info warn error critical off
 };
@@ -139,6 +146,7 @@ struct Config {
   Lab lab;
   Relay relay;
   Limits limits;
+  Metrics metrics;
   Log log;
 };
 

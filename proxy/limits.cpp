@@ -4,23 +4,8 @@
 
 namespace sw::proxy {
 
-std::string_view config_key(Limit limit) {
-  switch (limit) {
-    case Limit::message_bytes: return "limits.max_message_bytes";
-    case Limit::headers: return "limits.max_headers";
-    case Limit::line_bytes: return "limits.max_line_bytes";
-    case Limit::tcp_connections: return "relay.max_tcp_connections";
-    case Limit::connections_per_source: return "limits.max_connections_per_source";
-    case Limit::requests_per_source: return "limits.max_requests_per_source";
-    case Limit::pending_requests: return "limits.max_pending_requests";
-    case Limit::connection_buffer: return "limits.max_connection_buffer";
-  }
-  return "?";
-}
-
 bool LimitReport::hit(Limit limit, LimitClock::time_point now) {
   auto& s = state_[static_cast<std::size_t>(limit)];
-  ++s.total;
   if (s.ever && now - s.logged < interval_) {
     ++s.unreported;
     return false;
@@ -32,10 +17,10 @@ bool LimitReport::hit(Limit limit, LimitClock::time_point now) {
 
 std::vector<std::string> LimitReport::summary(LimitClock::time_point now) {
   std::vector<std::string> lines;
-  for (std::size_t i = 0; i < kLimitCount; ++i) {
+  for (std::size_t i = 0; i < state_.size(); ++i) {
     auto& s = state_[i];
     if (s.unreported == 0 || now - s.logged < interval_) continue;
-    lines.push_back("limit: " + std::string(config_key(static_cast<Limit>(i))) + " hit " +
+    lines.push_back("limit: " + std::string(kLimitNames[i]) + " hit " +
                     std::to_string(s.unreported) + " more time" + (s.unreported == 1 ? "" : "s") + " in the last " +
                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - s.logged).count()) + "s");
     s.unreported = 0;

@@ -11,45 +11,31 @@
 #include <unordered_map>
 #include <vector>
 
-namespace sw::proxy {
+#include "proxy/metrics.hpp"
 
-enum class Limit : std::uint8_t {
-  message_bytes,            // limits.max_message_bytes
-  headers,                  // limits.max_headers
-  line_bytes,               // limits.max_line_bytes
-  tcp_connections,          // relay.max_tcp_connections
-  connections_per_source,   // limits.max_connections_per_source
-  requests_per_source,      // limits.max_requests_per_source
-  pending_requests,         // limits.max_pending_requests
-  connection_buffer,        // limits.max_connection_buffer
-};
-inline constexpr std::size_t kLimitCount = 8;
-// The config key that sets a limit (what the log names, so the fix is obvious).
-std::string_view config_key(Limit limit);
+namespace sw::proxy {
 
 using LimitClock = std::chrono::steady_clock;
 
-// Counts hits; the first hit of a limit in an interval is to be logged at
-// once, the rest are summed up by summary() at the interval's end.
+// When to log a limit's hits (they are counted in Counters::limits): the
+// first of an interval at once, the rest summed up by summary() at its end.
 class LimitReport {
  public:
   explicit LimitReport(std::chrono::seconds interval = std::chrono::seconds(10)) : interval_(interval) {}
-  // Counts a hit; true when this one should be logged now.
+  // A hit; true when this one should be logged now.
   bool hit(Limit limit, LimitClock::time_point now);
   // Lines for the hits not yet logged, once their interval has passed:
   // "limit: limits.max_requests_per_source hit 812 more times in the last 10s".
   std::vector<std::string> summary(LimitClock::time_point now);
-  std::uint64_t total(Limit limit) const { return state_[static_cast<std::size_t>(limit)].total; }
 
  private:
   struct State {
-    std::uint64_t total = 0;
     std::uint64_t unreported = 0;  // hits since the one that was logged
     LimitClock::time_point logged{};
     bool ever = false;
   };
   std::chrono::seconds interval_;
-  std::array<State, kLimitCount> state_{};
+  std::array<State, kLimitNames.size()> state_{};
 };
 
 // Requests per second per source IP, as a token bucket (a burst up to one

@@ -22,6 +22,8 @@
 #include "diag/flow_tracker.hpp"
 #include "diag/observer.hpp"
 #include "proxy/capture_writer.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/metrics_http.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/probe.hpp"
 #include "proxy/server.hpp"
@@ -157,7 +159,9 @@ int run(const std::string& config_path, bool check_only) {
   tracking.max_flows = cfg.diag.max_flows;
   tracking.redact = cfg.diag.redact;
   tracking.known = stores.known;
+  sw::proxy::VerdictCounts verdicts;
   sw::diag::FlowTracker tracker(tracking, [&](const sw::diag::Verdict& v) {
+    verdicts.count(v);
     verdict_log.write(sw::diag::to_json_line(v));
     if (log->should_log(spdlog::level::info)) log->info("{}", sw::diag::to_human_line(v));
   });
@@ -212,9 +216,25 @@ int run(const std::string& config_path, bool check_only) {
         }
       },
       1000, 1000);
+  // metrics.listen: a scrape gathers the counters from their owners, on the loop.
+  std::unique_ptr<sw::proxy::MetricsListener> metrics;
+  if (!cfg.metrics.listen.empty()) {
+    auto started = std::chrono::steady_clock::now();
+    metrics = std::make_unique<sw::proxy::MetricsListener>(loop, log, [&server, &tracker, &verdicts, started] {
+      sw::proxy::Snapshot s;
+      server.snapshot(s);
+      s.verdicts = verdicts;
+      s.flows = tracker.live_flows();
+      s.relay.limit(sw::proxy::Limit::max_flows) = tracker.evictions();
+      s.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      return sw::proxy::render_prometheus(s);
+    });
+  }
   int rc = 0;
-  if (!server.start()) {
+  // The metrics listener first: it is up by the time "ready" is logged.
+  if ((metrics && !metrics->start(cfg.metrics.host, cfg.metrics.port)) || !server.start()) {
     server.shutdown();
+    if (metrics) metrics->close();
     verdict_log.detach();
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer), nullptr);
     rc = 1;
@@ -223,6 +243,7 @@ int run(const std::string& config_path, bool check_only) {
   // starts), then close every handle so uv_run returns and we exit 0.
   struct Stopper {
     sw::proxy::Server* server;
+    sw::proxy::MetricsListener* metrics;  // null without metrics.listen
     std::string config_path;
     sw::diag::FlowTracker* tracker;
     VerdictLog* verdict_log;
@@ -230,6 +251,7 @@ int run(const std::string& config_path, bool check_only) {
     uv_signal_t signals[3];
     void stop() {
       server->shutdown();
+      if (metrics) metrics->close();
       // Flows still open get their verdict now: the log loses nothing.
       tracker->finish(std::chrono::system_clock::now());
       verdict_log->detach();
@@ -237,7 +259,7 @@ int run(const std::string& config_path, bool check_only) {
       for (auto& h : signals)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
     }
-  } stopper{&server, config_path, &tracker, &verdict_log, &tick_timer, {}};
+  } stopper{&server, metrics.get(), config_path, &tracker, &verdict_log, &tick_timer, {}};
   if (rc == 0) {
     const int numbers[2] = {SIGTERM, SIGINT};
     for (int i = 0; i < 2; ++i) {

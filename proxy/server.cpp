@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "auth/mac.hpp"
 #include "diag/verdict.hpp"
@@ -107,9 +108,15 @@ struct UdpSendReq {
 }  // namespace
 
 template <class Detail>
-void Server::limit_hit(Limit limit, const Detail& detail) {
+void Server::log_limit(Limit limit, const Detail& detail) {
   if (limit_report_.hit(limit, LimitClock::now()))
     log_->warn("{} [limit hit; more hits are counted and reported every 10s]", detail());
+}
+
+template <class Detail>
+void Server::limit_hit(Limit limit, const Detail& detail) {
+  counters_.hit(limit);
+  log_limit(limit, detail);
 }
 
 Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
@@ -326,9 +333,10 @@ void Server::shutdown() {
     if (timer->loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(timer)))
       uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
   if (resolver_) resolver_->close();
+  auto sum = [](const auto& counts) { return std::accumulate(counts.begin(), counts.end(), std::uint64_t{0}); };
   log_->info("stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
              counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
-             counters_.dropped, counters_.rejected);
+             sum(counters_.dropped), sum(counters_.rejected));
   if (challenger_) {
     const auto& a = challenger_->stats();
     log_->info("stopped: auth challenges={} accepted={} failures={} forbidden={} source_blocks={} user_blocks={}",
@@ -358,7 +366,7 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
   if (nread == 0) return;
   Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
-    ++self->counters_.dropped;
+    self->counters_.drop(DropReason::truncated_datagram);
     self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramBuffer);
     return;
   }
@@ -396,8 +404,7 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
   if (uv_tcp_getsockname(&c->tcp, reinterpret_cast<sockaddr*>(&local), &len) == 0)
     c->local = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local));
   if (self->connections_.size() > self->cfg_.relay.max_tcp_connections) {
-    ++self->counters_.tcp_refused;
-    self->limit_hit(Limit::tcp_connections, [&] {
+    self->limit_hit(Limit::max_tcp_connections, [&] {
       return fmt::format("tcp connection from {} refused: {} connections open (relay.max_tcp_connections)",
                          c->remote.to_string(), self->connections_.size() - 1);
     });
@@ -405,8 +412,7 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
     return;
   }
   if (!self->source_limits_.open_connection(c->remote.ip(), LimitClock::now())) {
-    ++self->counters_.tcp_refused;
-    self->limit_hit(Limit::connections_per_source, [&] {
+    self->limit_hit(Limit::max_connections_per_source, [&] {
       return fmt::format("tcp connection from {} refused: {} connections from that address (limits.max_connections_per_source)",
                          c->remote.to_string(), self->cfg_.limits.max_connections_per_source);
     });
@@ -570,14 +576,15 @@ void Server::handle_message(const sip::Message& m, const Source& in, std::string
   // answer: a reply would double the flood); the upstream is never limited.
   if (m.is_request && cfg_.limits.max_requests_per_source &&
       !source_limits_.allow_request(in.flow.remote.ip(), LimitClock::now()) && !from_upstream(in.flow)) {
-    ++counters_.dropped;
-    limit_hit(Limit::requests_per_source, [&] {
+    limit_hit(Limit::max_requests_per_source, [&] {
       return fmt::format("drop: {} from {} call-id={}: over {} requests/s from that address (limits.max_requests_per_source)",
                          m.method, describe(in.flow), m.value(sip::HeaderId::CallId),
                          cfg_.limits.max_requests_per_source);
     });
     return;
   }
+  if (m.is_request) counters_.in.request(m.method);
+  else counters_.in.response(m.status);
   // A 503 answered by failover never reaches the phone, so the diagnosis (which
   // follows what the phone lives through) does not see it either.
   if (!m.is_request && !pending_.empty() && !note_response(m, in)) return;
@@ -607,10 +614,10 @@ void Server::answer_probe(const sip::Message& m, const Source& in, const diag::S
 }
 
 void Server::reject_malformed(std::string_view bytes, const Source& in, const Error& error) {
-  std::optional<Limit> limit;
-  if (error.code == Errc::too_large) limit = Limit::message_bytes;
-  if (error.code == Errc::too_many_headers) limit = Limit::headers;
-  if (error.code == Errc::line_too_long) limit = Limit::line_bytes;
+  std::optional<Limit> limit;  // counted by Counters::malformed
+  if (error.code == Errc::too_large) limit = Limit::max_message_bytes;
+  if (error.code == Errc::too_many_headers) limit = Limit::max_headers;
+  if (error.code == Errc::line_too_long) limit = Limit::max_line_bytes;
   auto salvaged = sip::salvage(bytes, limits_);
   int status = error.code == Errc::bad_version ? 505 : 400;
   const char* reason = status == 505 ? "Version Not Supported" : "Bad Request";
@@ -624,8 +631,8 @@ void Server::reject_malformed(std::string_view bytes, const Source& in, const Er
                          : fmt::format("reject: {} {} to malformed {} from {} (call-id={}): {}", status, reason,
                                        salvaged.method, describe(in.flow), call_id.empty() ? "?" : call_id, error.detail);
   };
-  ++(reply.empty() ? counters_.dropped : counters_.rejected);
-  if (limit) limit_hit(*limit, line);  // a limit hit is logged once per interval, not per packet
+  counters_.malformed(error.code, !reply.empty());
+  if (limit) log_limit(*limit, line);  // a limit hit is logged once per interval, not per packet
   else log_->warn("{}", line());
   if (!reply.empty()) send_to_flow(in.flow, std::move(reply));
 }
@@ -700,7 +707,7 @@ bool Server::answer_challenge(const sip::Message& m, const Source& in, const sip
 void Server::handle_response(const sip::Message& m, const Source& in) {
   auto d = route_response(m, ours_);
   if (!d.forward) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::response_unroutable);
     log_->warn("drop: {} {} response from {} call-id={}: {}", m.status, m.cseq_method, describe(in.flow),
                m.value(sip::HeaderId::CallId), d.drop_reason);
     return;
@@ -712,14 +719,14 @@ void Server::handle_response(const sip::Message& m, const Source& in) {
   auto addresses = resolve(d.target.host, m.raw, in, sip::Framing::datagram);
   if (!addresses) return;  // replayed once resolved
   if (addresses->empty()) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::unresolvable);
     log_->warn("drop: {} response call-id={}: cannot resolve {}", m.status, m.value(sip::HeaderId::CallId),
                d.target.host);
     return;
   }
   auto dst = usable_address(*addresses, d.target.transport, d.target.port);
   if (!dst) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::no_listener);
     log_->warn("drop: {} response call-id={}: no listener for any address of {}", m.status,
                m.value(sip::HeaderId::CallId), d.target.host);
     return;
@@ -820,7 +827,9 @@ bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   if (shutting_down_) return true;  // handles are closing: nothing new goes out, and nothing is answered
   if (!lab_key_.empty() && (shown.relayed || shown.own_reply) && on_lab_path(to))
     bytes = sealed(std::move(bytes), to.transport);
-  auto show = [&](const Listener& l, const Connection* c) {
+  // Once the socket is chosen: counted, and shown to the observers.
+  auto handed = [&](const Listener& l, const Connection* c) {
+    counters_.out.start_line(bytes);
     if (observers_.empty() || (!shown.relayed && !shown.own_reply)) return;
     auto self = observers_want_self_ ? self_address(l, to.remote, c) : std::string();
     if (shown.relayed) {
@@ -844,7 +853,7 @@ bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   if (transport == Transport::udp) {
     auto* l = listener_for(to.listener, Transport::udp, dst.family());
     if (!l) return fail("no UDP listener of that address family");
-    show(*l, nullptr);
+    handed(*l, nullptr);
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
     // IP_RECVERR: an ICMP error for an earlier datagram (read from the error
@@ -881,7 +890,7 @@ bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     c = open_connection(dst, transport, tls_name);
     if (!c) return fail(transport == Transport::tls ? "cannot open a TLS connection" : "cannot open a TCP connection");
   }
-  show(*listeners_[c->listener], c);
+  handed(*listeners_[c->listener], c);
   if (!c->connected || (c->tls && !c->tls->established())) {
     // Until TCP (and TLS) is up; a failure of either sends these replies.
     if (on_failure) c->on_failure.push_back(on_failure());
@@ -915,6 +924,7 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
       std::erase_if(dns_, [&](const auto& kv) { return !kv.second.pending && kv.second.expires < now; });
     if (dns_.size() >= kMaxDnsEntries) {
       // Hostile traffic naming endless hosts must not grow the cache.
+      counters_.hit(Limit::dns_cache);
       log_->warn("cannot resolve {}: DNS cache full ({} names)", host, dns_.size());
       literal_.clear();
       return &literal_;
@@ -951,7 +961,8 @@ const std::vector<Address>* Server::resolve(const std::string& host, std::string
 void Server::wait_for_dns(std::vector<std::function<void()>>& waiters, std::string_view bytes, const Source& in,
                           sip::Framing framing, std::string_view name) {
   if (replays_pending_ >= kMaxReplaysPending) {
-    ++counters_.dropped;
+    counters_.drop(DropReason::dns_backlog);
+    counters_.hit(Limit::dns_waiting);
     log_->warn("drop: message waiting for {}: {} messages already wait for DNS", name, replays_pending_);
     return;
   }
@@ -1055,7 +1066,7 @@ bool Server::remember_request(const std::string& branch, const std::string& cand
   auto [it, inserted] = pending_.try_emplace(branch);
   if (inserted && pending_.size() > cfg_.limits.max_pending_requests) {
     pending_.erase(it);  // beyond the bound a request is relayed all the same, without failover or a 408
-    limit_hit(Limit::pending_requests, [&] {
+    limit_hit(Limit::max_pending_requests, [&] {
       return fmt::format("{} from {} call-id={} relayed without failover or a timeout answer: {} requests pending "
                          "(limits.max_pending_requests)",
                          m.method, describe(in.flow), m.value(sip::HeaderId::CallId), pending_.size());
@@ -1323,6 +1334,7 @@ Server::Connection* Server::open_connection(const Address& dst, Transport transp
     if (!session) return nullptr;
   }
   if (connections_.size() >= cfg_.relay.max_tcp_connections) {
+    counters_.hit(Limit::max_tcp_connections);
     log_->warn("no new tcp connection to {}: {} connections open (relay.max_tcp_connections)", dst.to_string(),
                connections_.size());
     return nullptr;
@@ -1407,7 +1419,7 @@ void Server::write_raw(Connection& c, std::string bytes) {
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c.tcp)) > cfg_.limits.max_connection_buffer) {
     // The peer does not read what we send: drop it rather than buffer without end.
     ++counters_.send_failures;
-    limit_hit(Limit::connection_buffer, [&] {
+    limit_hit(Limit::max_connection_buffer, [&] {
       return fmt::format("{} connection with {} closed: over {} bytes queued, the peer does not read "
                          "(limits.max_connection_buffer)",
                          config::to_string(c.transport), c.remote.to_string(), cfg_.limits.max_connection_buffer);
@@ -1506,6 +1518,15 @@ std::string Server::self_address(const Listener& l, const Address& peer, const C
     it = source_ip_toward_.emplace(ip, std::move(source)).first;
   }
   return it->second + ":" + std::to_string(l.bound.port());
+}
+
+void Server::snapshot(Snapshot& s) const {
+  s.relay = counters_;
+  s.relay.limit(Limit::max_bindings) = bindings_.evictions();
+  if (challenger_) s.challenges = challenger_->stats();
+  for (const auto& [id, c] : connections_)
+    if (!c->closing) ++(c->transport == Transport::tls ? s.tls_connections : s.tcp_connections);
+  s.bindings = bindings_.size();
 }
 
 void Server::send_local_reply(const Flow& to, std::string bytes) {

@@ -17,16 +17,12 @@
 #include "diag/seal.hpp"
 #include "proxy/bindings.hpp"
 #include "proxy/limits.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/resolver.hpp"
 #include "proxy/router.hpp"
 #include "proxy/tls.hpp"
 
 namespace sw::proxy {
-
-struct Counters {
-  std::uint64_t received = 0, forwarded_requests = 0, forwarded_responses = 0, replied = 0, absorbed = 0;
-  std::uint64_t dropped = 0, rejected = 0, send_failures = 0, tcp_refused = 0, tls_failures = 0;
-};
 
 class Server {
  public:
@@ -48,8 +44,8 @@ class Server {
   void drain(std::function<void()> done);
   // Closes every handle; uv_run then returns once their close callbacks ran.
   void shutdown();
-  const Counters& counters() const { return counters_; }
-  const LimitReport& limits_hit() const { return limit_report_; }
+  // The relay's part of a metrics scrape: counters, connections, bindings, challenges.
+  void snapshot(Snapshot& s) const;
   // SIGHUP: new users for the challenger; calls in progress are not disturbed.
   void reload_users(std::shared_ptr<const auth::CredentialStore> users);
   // SIGHUP: reads the TLS certificates, keys and CA files again. New connections
@@ -187,10 +183,12 @@ class Server {
   void close_connection(Connection& conn, const char* why);
   void touch(Connection& conn);
 
-  // Counts a limit hit; the first in its interval is logged (detail() builds
-  // the line only then), the others are summed up every 10 s.
+  // Counts a limit hit, and logs it (log_limit) when it is the first in its
+  // interval (detail() builds the line only then); the others are summed up every 10 s.
   template <class Detail>
   void limit_hit(Limit limit, const Detail& detail);
+  template <class Detail>
+  void log_limit(Limit limit, const Detail& detail);
 
   void observe(diag::Direction dir, const sip::Message& m, const Flow& peer, std::string_view self,
                std::string_view wire, bool local = false, const diag::SealCheck* seal = nullptr);

@@ -151,6 +151,10 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       {"lab: { role: middle, key_file: k }\n", "lab.role: expected inner, outer or both"},
       {"lab: { role: both, key_file: k }\n", "lab.role: both is not available in this version"},
       {"lab: { role: outer, key: k }\n", "lab.key: unknown key"},
+      {"metrics: { listen: \"localhost:9090\" }\n", "bad.yaml:1:20: metrics.listen: expected an IP address and a port"},
+      {"metrics: { listen: \"127.0.0.1\" }\n", "metrics.listen: expected an IP address and a port"},
+      {"metrics: { listen: \"127.0.0.1:99999\" }\n", "metrics.listen: expected an IP address and a port"},
+      {"metrics: { port: 9090 }\n", "bad.yaml:1:12: metrics.port: unknown key"},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.yaml);
@@ -248,6 +252,16 @@ TEST(Config, CaptureIsOffByDefaultAndRelativeToTheConfigFile) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.yaml:1:18: diag.capture: expected a string"), std::string::npos) << e.what();
   }
+}
+
+TEST(Config, MetricsListenerIsOffByDefault) {
+  EXPECT_EQ(load_string("", "empty.yaml").metrics.listen, "");
+  auto v4 = load_string("metrics: { listen: \"127.0.0.1:9090\" }\n", "m.yaml").metrics;
+  EXPECT_EQ(v4.host, "127.0.0.1");
+  EXPECT_EQ(v4.port, 9090);
+  auto v6 = load_string("metrics: { listen: \"[::1]:9464\" }\n", "m.yaml").metrics;
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 9464);
 }
 
 TEST(Config, MissingFileIsAClearError) {
