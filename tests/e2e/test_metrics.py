@@ -28,8 +28,8 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (HOST, E2ETestCase, UdpClient, free_port, make_request,  # noqa: E402
-                     sipwitness_binary, start_line, status_code)
+from harness import (HOST, SANITIZER_MARKERS, E2ETestCase, UdpClient, free_port,  # noqa: E402
+                     make_request, sipwitness_binary, start_line, status_code)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 MAX_CONNECTIONS = 16  # kMaxConnections in proxy/metrics_http.cpp
@@ -213,6 +213,8 @@ class Metrics(E2ETestCase):
         self.assertEqual(run.returncode, 1, run.stderr)
         self.assertIn(f"metrics.listen: cannot listen on http {HOST}:{port}: Address already in use", run.stderr)
         self.assertNotRegex(run.stderr, r"\bready:")
+        for marker in SANITIZER_MARKERS:
+            self.assertNotIn(marker, run.stderr)
 
     def test_relays_while_scraped(self):
         callee = self.start_sipp("uas_call.xml", calls=LOAD_CALLS, timeout=60, name="callee",
