@@ -1174,7 +1174,7 @@ void Server::read_icmp_errors(Listener& l) {
     }
     log_->warn("unreachable: udp {} ({}, ICMP from {}) for {}", to.to_string(), std::strerror(ee->ee_errno),
                Address::from_sockaddr(SO_EE_OFFENDER(ee)).ip(), returned.method);
-    request_failed(it->first, 503, "Service Unavailable",
+    request_failed(branch, 503, "Service Unavailable",
                    "next hop unreachable: udp " + to.to_string() + " " + std::strerror(ee->ee_errno));
   }
 }
