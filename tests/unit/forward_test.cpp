@@ -202,59 +202,41 @@ TEST(Forward, LoopIsDetectedButSpiralIsNot) {
   EXPECT_FALSE(is_looped(looped, {LocalEndpoint{Transport::udp, "198.51.100.2", 5060}}));
 }
 
-TEST(Forward, PopsOurRoutesWhetherOneLineOrMany) {
+// Our Route values are popped, whether on one line or many; a strict router
+// next (no lr, RFC 3261 16.6 step 6) takes the Request-URI, whose old value
+// goes last in Route.
+TEST(Forward, PopsOurRoutesAndHandsStrictRoutersTheRequestUri) {
   struct Row {
     std::string routes;
     std::size_t pop;
+    bool strict;
     std::string expected_routes;  // remaining Route lines, joined
+    std::string expected_ruri;
   };
+  const std::string ruri = "sip:2002@10.1.1.1";
   const Row rows[] = {
-      {"Route: <sip:198.51.100.1;lr>", 1, ""},
-      {"Route: <sip:198.51.100.1;lr>, <sip:p.example;lr>", 1, "Route: <sip:p.example;lr>"},
-      {"Route: <sip:198.51.100.1;lr>,<sip:198.51.100.1;transport=tcp;lr>,<sip:p.example;lr>", 2,
-       "Route: <sip:p.example;lr>"},
-      {"Route: <sip:198.51.100.1;lr>\r\nRoute: <sip:p.example;lr>", 1, "Route: <sip:p.example;lr>"},
-      {"Route: <sip:198.51.100.1;lr>\r\nRoute: <sip:198.51.100.1;lr>, <sip:p.example;lr>", 2,
-       "Route: <sip:p.example;lr>"},
+      {"Route: <sip:198.51.100.1;lr>", 1, false, "", ruri},
+      {"Route: <sip:198.51.100.1;lr>, <sip:p.example;lr>", 1, false, "Route: <sip:p.example;lr>", ruri},
+      {"Route: <sip:198.51.100.1;lr>,<sip:198.51.100.1;transport=tcp;lr>,<sip:p.example;lr>", 2, false,
+       "Route: <sip:p.example;lr>", ruri},
+      {"Route: <sip:198.51.100.1;lr>\r\nRoute: <sip:p.example;lr>", 1, false, "Route: <sip:p.example;lr>", ruri},
+      {"Route: <sip:198.51.100.1;lr>\r\nRoute: <sip:198.51.100.1;lr>, <sip:p.example;lr>", 2, false,
+       "Route: <sip:p.example;lr>", ruri},
+      {"Route: <sip:192.0.2.80:5080>", 0, true, "Route: <sip:2002@10.1.1.1>", "sip:192.0.2.80:5080"},
+      {"Route: <sip:198.51.100.1;lr>, <sip:192.0.2.80:5080>, <sip:p.example;lr>", 1, true,
+       "Route: <sip:p.example;lr>\r\nRoute: <sip:2002@10.1.1.1>", "sip:192.0.2.80:5080"},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.routes);
-    auto text = sip_text({"BYE sip:2002@10.1.1.1 SIP/2.0", "Via: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bK2",
+    auto text = sip_text({"BYE " + ruri + " SIP/2.0", "Via: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bK2",
                           row.routes, "To: <sip:x@p.example>;tag=a", "From: <sip:y@p.example>;tag=b", "Call-ID: r1",
                           "CSeq: 2 BYE", "Max-Forwards: 70", "Content-Length: 0"});
     Flow in{Transport::udp, kPhone, 0};
     auto how = simple_edits(in);
     how.routes_to_pop = row.pop;
+    how.strict_route = row.strict;
     auto out = parse_ok(forward_request(parse_ok(text), kPhone, how));
-    std::string remaining;
-    for (const auto& h : out.headers)
-      if (h.id == sip::HeaderId::Route) remaining += (remaining.empty() ? "" : "\r\n") + std::string("Route: ") + std::string(h.value);
-    EXPECT_EQ(remaining, row.expected_routes);
-  }
-}
-
-TEST(Forward, StrictRouterTakesTheRequestUriAndTheOldOneGoesLast) {
-  struct Row {
-    std::string routes;
-    std::size_t pop;
-    std::string expected_routes;
-  };
-  const Row rows[] = {
-      {"Route: <sip:192.0.2.80:5080>", 0, "Route: <sip:2002@10.1.1.1>"},
-      {"Route: <sip:198.51.100.1;lr>, <sip:192.0.2.80:5080>, <sip:p.example;lr>", 1,
-       "Route: <sip:p.example;lr>\r\nRoute: <sip:2002@10.1.1.1>"},
-  };
-  for (const auto& row : rows) {
-    SCOPED_TRACE(row.routes);
-    auto text = sip_text({"MESSAGE sip:2002@10.1.1.1 SIP/2.0", "Via: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bK3",
-                          row.routes, "To: <sip:x@p.example>", "From: <sip:y@p.example>;tag=b", "Call-ID: r2",
-                          "CSeq: 2 MESSAGE", "Max-Forwards: 70", "Content-Length: 0"});
-    Flow in{Transport::udp, kPhone, 0};
-    auto how = simple_edits(in);
-    how.routes_to_pop = row.pop;
-    how.strict_route = true;
-    auto out = parse_ok(forward_request(parse_ok(text), kPhone, how));
-    EXPECT_EQ(out.request_uri, "sip:192.0.2.80:5080");
+    EXPECT_EQ(out.request_uri, row.expected_ruri);
     std::string remaining;
     for (const auto& h : out.headers)
       if (h.id == sip::HeaderId::Route) remaining += (remaining.empty() ? "" : "\r\n") + std::string("Route: ") + std::string(h.value);
