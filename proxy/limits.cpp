@@ -67,13 +67,13 @@ bool SourceLimits::allow_request(std::string_view ip, LimitClock::time_point now
   return true;
 }
 
-bool SourceLimits::open_connection(std::string_view ip, LimitClock::time_point now) {
-  if (settings_.connections == 0) return true;
+SourceLimits::Admission SourceLimits::open_connection(std::string_view ip, LimitClock::time_point now) {
+  if (settings_.connections == 0) return Admission::uncounted;
   auto* s = find_or_add(ip, now);
-  if (!s) return true;
-  if (s->connections >= settings_.connections) return false;
+  if (!s) return Admission::uncounted;
+  if (s->connections >= settings_.connections) return Admission::refused;
   ++s->connections;
-  return true;
+  return Admission::counted;
 }
 
 void SourceLimits::close_connection(std::string_view ip) {

@@ -52,8 +52,11 @@ class SourceLimits {
   explicit SourceLimits(Settings s) : settings_(s) {}
   // One request from ip: false when it is over its rate.
   bool allow_request(std::string_view ip, LimitClock::time_point now);
-  // A connection from ip is opened: false (and not counted) when it has too many.
-  bool open_connection(std::string_view ip, LimitClock::time_point now);
+  // A connection from ip is opened: refused when it has too many; uncounted
+  // when there is no limit or no room to remember the address (then its
+  // close must not be counted either).
+  enum class Admission { refused, counted, uncounted };
+  Admission open_connection(std::string_view ip, LimitClock::time_point now);
   void close_connection(std::string_view ip);
   std::size_t tracked() const { return sources_.size(); }
 

@@ -245,6 +245,7 @@ int run(const std::string& config_path, bool check_only) {
     sw::proxy::Server* server;
     sw::proxy::MetricsListener* metrics;  // null without metrics.listen
     std::string config_path;
+    std::string challenge_realm;  // the running challenger's: users without a realm of their own belong to it
     sw::diag::FlowTracker* tracker;
     VerdictLog* verdict_log;
     uv_timer_t* tick_timer;
@@ -259,7 +260,7 @@ int run(const std::string& config_path, bool check_only) {
       for (auto& h : signals)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
     }
-  } stopper{&server, metrics.get(), config_path, &tracker, &verdict_log, &tick_timer, {}};
+  } stopper{&server, metrics.get(), config_path, cfg.challenge.realm, &tracker, &verdict_log, &tick_timer, {}};
   if (rc == 0) {
     const int numbers[2] = {SIGTERM, SIGINT};
     for (int i = 0; i < 2; ++i) {
@@ -296,11 +297,16 @@ int run(const std::string& config_path, bool check_only) {
                        "listen, upstream, dns, relay, limits, challenge settings, diag and lab at the next start",
                        fresh_cfg.log.level);
           if (fresh_cfg.challenge.users.empty() && fresh_cfg.diag.known_credentials.empty()) return;
+          // The challenger keeps its realm until the next start: users without
+          // a realm of their own are its users, whatever the file says now.
+          fresh_cfg.challenge.realm = st->challenge_realm;
           try {
             auto fresh = load_stores(fresh_cfg);
             logger->info("SIGHUP: reloaded users ({} users, {} known credentials)",
                          fresh.users ? fresh.users->size() : 0, fresh.known ? fresh.known->size() : 0);
-            st->server->reload_users(std::move(fresh.users));
+            // No users file now: the running users stay (a challenger without
+            // users would refuse everyone) until the next start.
+            if (fresh.users) st->server->reload_users(std::move(fresh.users));
             st->tracker->set_known(std::move(fresh.known));
           } catch (const sw::config::ConfigError& e) {
             logger->error("SIGHUP: kept the running users: {}", e.what());

@@ -311,11 +311,12 @@ void Server::drain(std::function<void()> done) {
   for (auto& l : listeners_)
     if (l->cfg.transport != Transport::udp && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
       uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
-  log_->info("draining: {} transaction{} in flight, stopping within {}s", pending_.size(),
-             pending_.size() == 1 ? "" : "s", cfg_.relay.drain_timeout.count());
+  auto waiting = in_flight();
+  log_->info("draining: {} transaction{} in flight, stopping within {}s", waiting, waiting == 1 ? "" : "s",
+             cfg_.relay.drain_timeout.count());
   drained_ = std::move(done);
   drain_deadline_ = Clock::now() + cfg_.relay.drain_timeout;
-  if (pending_.empty()) check_pending();
+  if (!waiting) check_pending();
 }
 
 void Server::shutdown() {
@@ -411,7 +412,9 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
     self->close_connection(*c, "connection limit");
     return;
   }
-  if (!self->source_limits_.open_connection(c->remote.ip(), LimitClock::now())) {
+  auto admitted = self->upstream_ip(c->remote) ? SourceLimits::Admission::uncounted
+                                                : self->source_limits_.open_connection(c->remote.ip(), LimitClock::now());
+  if (admitted == SourceLimits::Admission::refused) {
     self->limit_hit(Limit::max_connections_per_source, [&] {
       return fmt::format("tcp connection from {} refused: {} connections from that address (limits.max_connections_per_source)",
                          c->remote.to_string(), self->cfg_.limits.max_connections_per_source);
@@ -419,7 +422,7 @@ void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
     self->close_connection(*c, "connection limit per source");
     return;
   }
-  c->counted_for_source = true;
+  c->counted_for_source = admitted == SourceLimits::Admission::counted;
   if (l->cfg.transport == Transport::tls) {
     c->transport = Transport::tls;
     c->tls = tls::Session::accept(self->listen_tls_[l->index]);
@@ -575,7 +578,7 @@ void Server::handle_message(const sip::Message& m, const Source& in, std::string
   // A flood from one address is dropped before it costs anything more (no
   // answer: a reply would double the flood); the upstream is never limited.
   if (m.is_request && cfg_.limits.max_requests_per_source &&
-      !source_limits_.allow_request(in.flow.remote.ip(), LimitClock::now()) && !from_upstream(in.flow)) {
+      !source_limits_.allow_request(in.flow.remote.ip(), LimitClock::now()) && !upstream_ip(in.flow.remote)) {
     limit_hit(Limit::max_requests_per_source, [&] {
       return fmt::format("drop: {} from {} call-id={}: over {} requests/s from that address (limits.max_requests_per_source)",
                          m.method, describe(in.flow), m.value(sip::HeaderId::CallId),
@@ -1120,8 +1123,12 @@ void Server::request_failed(const std::string& branch, int status, const char* r
     it = pending_.find(branch);  // forwarding again may have changed the table
     if (it == pending_.end()) return;
   }
-  auto entry = std::move(it->second);
-  pending_.erase(it);
+  auto entry = it->second;
+  if (status == 408) {
+    it->second.timed_out = true;  // kept until its age runs out, so a late answer is not relayed after ours
+  } else {
+    pending_.erase(it);
+  }
   auto parsed = sip::parse(entry.original, framing_of(entry.in.flow.transport), limits_);
   if (!parsed) return;  // it parsed when it arrived: cannot happen
   ++counters_.replied;
@@ -1132,8 +1139,10 @@ void Server::request_failed(const std::string& branch, int status, const char* r
 
 void Server::connection_lost(const std::string& key, const char* why) {
   std::vector<std::string> lost;
+  // An answered request may still get its final response over a new
+  // connection (RFC 3261 18.2.2): only the unanswered ones have failed.
   for (const auto& [branch, r] : pending_)
-    if (r.candidate == key) lost.push_back(branch);
+    if (r.candidate == key && !r.answered && !r.timed_out) lost.push_back(branch);
   for (const auto& branch : lost)
     request_failed(branch, 503, "Service Unavailable", "next hop unreachable: connection to " + key + " lost: " + why);
 }
@@ -1163,11 +1172,13 @@ void Server::read_icmp_errors(Listener& l) {
           (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
         ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
     if (!ee || (ee->ee_origin != SO_EE_ORIGIN_ICMP && ee->ee_origin != SO_EE_ORIGIN_ICMP6)) continue;
+    // Only "nobody there": a path-MTU or TTL error is no reason to give up on a next hop.
+    if (ee->ee_errno != ECONNREFUSED && ee->ee_errno != EHOSTUNREACH && ee->ee_errno != ENETUNREACH) continue;
     auto to = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&dst));
     auto returned = sip::salvage(std::string_view(payload, static_cast<std::size_t>(n)));
     auto branch = top_via_branch(returned);
     auto it = branch.empty() ? pending_.end() : pending_.find(branch);
-    if (it == pending_.end() || it->second.candidate != connection_key(to, Transport::udp)) {
+    if (it == pending_.end() || it->second.timed_out || it->second.candidate != connection_key(to, Transport::udp)) {
       log_->debug("icmp: {} for a datagram to udp {} that no request waits on", std::strerror(ee->ee_errno),
                   to.to_string());
       continue;
@@ -1190,13 +1201,24 @@ bool Server::note_response(const sip::Message& m, const Source& in) {
     down_until_.erase(down);
   }
   const bool is_invite = m.cseq_method == "INVITE";
-  if (from != r.candidate) {
-    // A late answer from a target this request has left: a final error is
-    // acknowledged and kept from the phone, who waits for the new target.
-    if (!r.tried(from) || m.status < 300) return true;
+  if (r.timed_out) {
+    // The phone has our 408: a late final answer is kept from it, except an
+    // INVITE's 2xx, which set up a dialog that only the phone can end.
+    if (m.status < 200 || (is_invite && m.status < 300)) return true;
     if (is_invite) acknowledge(r.forwarded, m, in.flow);
     ++counters_.absorbed;
     return false;
+  }
+  if (from != r.candidate) {
+    // A late answer from a target this request has left: a final error is
+    // acknowledged and kept from the phone, who waits for the new target.
+    if (r.tried(from) && m.status >= 300) {
+      if (is_invite) acknowledge(r.forwarded, m, in.flow);
+      ++counters_.absorbed;
+      return false;
+    }
+    if (m.status >= 200) pending_.erase(it);  // a final answer from elsewhere still ends it
+    return true;
   }
   if (m.status < 200) {
     r.answered = true;
@@ -1238,18 +1260,23 @@ void Server::check_pending() {
   std::erase_if(pending_, [&](const auto& kv) {
     const auto& r = kv.second;
     if (now - r.first_sent > (r.invite ? kInviteMaxAge : kRequestMaxAge)) return true;
-    if (r.upstream && !r.answered && now - r.sent >= cfg_.upstream.failover_after) silent.push_back(kv.first);
+    if (r.silent(now, cfg_.upstream.failover_after)) silent.push_back(kv.first);
     return false;
   });
   // RFC 3261 16.7 step 10 / 16.8: a next hop that never answers counts as a 408.
-  for (const auto& branch : silent)
+  for (const auto& branch : silent) {
+    // An earlier one's failover may have moved this one on already.
+    auto it = pending_.find(branch);
+    if (it == pending_.end() || !it->second.silent(now, cfg_.upstream.failover_after)) continue;
     request_failed(branch, 408, "Request Timeout",
                    "no answer from the upstream within " + std::to_string(cfg_.upstream.failover_after.count()) + "s");
+  }
   if (!drained_) return;
-  if (!pending_.empty() && now < drain_deadline_) return;
-  if (!pending_.empty())
-    log_->warn("drain: {} transaction{} still pending after {}s; stopping anyway", pending_.size(),
-               pending_.size() == 1 ? "" : "s", cfg_.relay.drain_timeout.count());
+  auto waiting = in_flight();
+  if (waiting && now < drain_deadline_) return;
+  if (waiting)
+    log_->warn("drain: {} transaction{} still pending after {}s; stopping anyway", waiting, waiting == 1 ? "" : "s",
+               cfg_.relay.drain_timeout.count());
   auto done = std::move(drained_);
   drained_ = nullptr;
   done();
@@ -1278,6 +1305,17 @@ std::optional<Address> Server::usable_address(const std::vector<Address>& addres
   for (const auto& a : addresses)
     if (listener_for(t, a.family())) return Address::from_ip(a.ip(), port);
   return std::nullopt;
+}
+
+std::size_t Server::in_flight() const {
+  return static_cast<std::size_t>(
+      std::count_if(pending_.begin(), pending_.end(), [](const auto& kv) { return !kv.second.timed_out; }));
+}
+
+bool Server::upstream_ip(const Address& a) const {
+  for (const auto& c : upstream_dns_.candidates)
+    if (c.address.same_ip(a)) return true;
+  return false;
 }
 
 bool Server::from_upstream(const Flow& flow) {

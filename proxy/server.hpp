@@ -152,11 +152,15 @@ class Server {
   void acknowledge(const std::string& invite_sent, const sip::Message& response, const Flow& to);
   // Every 200 ms: silent upstream targets, aged entries, the drain's end.
   void check_pending();
+  // Remembered requests still waiting for an answer (not those we answered 408).
+  std::size_t in_flight() const;
   Listener* listener_for(Transport t, int family);
   // The preferred listener (a flow's) when it fits the transport and family, else as above.
   Listener* listener_for(std::uint32_t preferred, Transport t, int family);
   std::optional<Address> usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port);
   bool from_upstream(const Flow& flow);
+  // The upstream's address whatever the port (a connection it opened itself).
+  bool upstream_ip(const Address& a) const;
   // Lab mode: whether a peer is across the device under test (inner: the
   // upstream side; outer: the phones' side). Seals go on and come off there.
   bool on_lab_path(const Flow& peer);
@@ -243,6 +247,10 @@ class Server {
     Clock::time_point sent;
     bool upstream = false;  // toward the upstream: silence and 503 move it on (failover)
     bool answered = false;  // a provisional response came: the next hop is alive
+    bool timed_out = false;  // we answered 408: a late final answer is kept from the phone (but an INVITE's 2xx)
+    bool silent(Clock::time_point now, Clock::duration after) const {
+      return upstream && !answered && !timed_out && now - sent >= after;
+    }
     bool invite = false;
     std::string original;   // as received, to forward again or answer
     std::string forwarded;  // INVITE as sent last: Request-URI and Route for the ACK of a 503

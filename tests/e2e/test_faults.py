@@ -75,6 +75,17 @@ class Faults(E2ETestCase):
                     self.assertEqual(status_code(final), 408, final)
                     self.assertGreater(waited, 0.8)
                     self.assertLess(waited, 2.5, "408 must come after failover_after, not the phone's own timers")
+                    # A late answer after our 408 is kept from the phone: it has its final answer.
+                    phone.send(make_request("OPTIONS", via=phone.via("z9hG4bKsilent2")), (HOST, sw.udp_port))
+                    final, _ = phone.recv_final(timeout=5, branch="z9hG4bKsilent2")
+                    self.assertEqual(status_code(final or ""), 408, final)
+                    silent.settimeout(1)
+                    while True:
+                        late, source = silent.recvfrom(65535)
+                        if late.startswith(b"OPTIONS "):
+                            break
+                    silent.sendto(response_to(late.decode(), 200, "OK"), source)
+                    self.assertIsNone(phone.recv(timeout=1.0), "a late 200 must not follow our 408")
                 silent.close()
                 self.assertCallSucceeds(sw, port)
         finally:

@@ -51,18 +51,20 @@ TEST(SourceLimits, RateAllowsABurstOfOneSecondThenRefills) {
 TEST(SourceLimits, ZeroMeansNoLimitAndNothingRemembered) {
   SourceLimits limits({0, 0, 100});
   for (int i = 0; i < 10000; ++i) ASSERT_TRUE(limits.allow_request("203.0.113.7", t0));
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(limits.open_connection("203.0.113.7", t0));
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(limits.open_connection("203.0.113.7", t0), SourceLimits::Admission::uncounted);
   EXPECT_EQ(limits.tracked(), 0u);
 }
 
 TEST(SourceLimits, ConnectionsPerSourceAreCountedUntilClosed) {
   SourceLimits limits({0, 2, 100});
-  EXPECT_TRUE(limits.open_connection("203.0.113.7", t0));
-  EXPECT_TRUE(limits.open_connection("203.0.113.7", t0));
-  EXPECT_FALSE(limits.open_connection("203.0.113.7", t0));
-  EXPECT_TRUE(limits.open_connection("198.51.100.1", t0));
+  using A = SourceLimits::Admission;
+  EXPECT_EQ(limits.open_connection("203.0.113.7", t0), A::counted);
+  EXPECT_EQ(limits.open_connection("203.0.113.7", t0), A::counted);
+  EXPECT_EQ(limits.open_connection("203.0.113.7", t0), A::refused);
+  EXPECT_EQ(limits.open_connection("198.51.100.1", t0), A::counted);
   limits.close_connection("203.0.113.7");
-  EXPECT_TRUE(limits.open_connection("203.0.113.7", t0));
+  EXPECT_EQ(limits.open_connection("203.0.113.7", t0), A::counted);
 }
 
 TEST(SourceLimits, TheTableStaysBoundedUnderAFloodOfAddresses) {
@@ -84,9 +86,11 @@ TEST(SourceLimits, TheTableStaysBoundedUnderAFloodOfAddresses) {
 
 TEST(SourceLimits, ABusySourceKeepsItsConnectionsCountedWhenTheTableIsFull) {
   SourceLimits limits({0, 1, 1});
-  EXPECT_TRUE(limits.open_connection("203.0.113.7", t0));
-  EXPECT_TRUE(limits.open_connection("198.51.100.1", t0 + seconds(5))) << "full table: let through, not counted";
-  EXPECT_FALSE(limits.open_connection("203.0.113.7", t0 + seconds(5))) << "its open connection keeps it in the table";
+  using A = SourceLimits::Admission;
+  EXPECT_EQ(limits.open_connection("203.0.113.7", t0), A::counted);
+  EXPECT_EQ(limits.open_connection("198.51.100.1", t0 + seconds(5)), A::uncounted) << "full table: let through";
+  EXPECT_EQ(limits.open_connection("203.0.113.7", t0 + seconds(5)), A::refused)
+      << "its open connection keeps it in the table";
 }
 
 }  // namespace
