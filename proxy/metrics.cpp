@@ -26,15 +26,19 @@ void MessageCounts::start_line(std::string_view bytes) {
   request(bytes.substr(0, bytes.find(' ')));
 }
 
+std::optional<Limit> limit_of(Errc code) {
+  switch (code) {
+    case Errc::too_large: return Limit::max_message_bytes;
+    case Errc::too_many_headers: return Limit::max_headers;
+    case Errc::line_too_long: return Limit::max_line_bytes;
+    default: return std::nullopt;
+  }
+}
+
 void Counters::malformed(Errc code, bool answered) {
   if (answered) ++rejected[static_cast<std::size_t>(code) - 1];  // the names start after `incomplete`
   else drop(DropReason::malformed);
-  switch (code) {
-    case Errc::too_large: hit(Limit::max_message_bytes); break;
-    case Errc::too_many_headers: hit(Limit::max_headers); break;
-    case Errc::line_too_long: hit(Limit::max_line_bytes); break;
-    default: break;
-  }
+  if (auto limit = limit_of(code)) hit(*limit);
 }
 
 std::string escape_label_value(std::string_view value) {

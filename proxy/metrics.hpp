@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -80,6 +81,9 @@ inline constexpr std::array<std::string_view, 13> kRejectReasonNames{
     "bad_header",       "duplicate_header", "missing_header", "bad_content_length", "bad_value",
     "bad_uri",          "bad_via",          "cseq_mismatch"};
 static_assert(kRejectReasonNames.size() == static_cast<std::size_t>(Errc::cseq_mismatch));
+
+// The size limit behind a parse error, if one was.
+std::optional<Limit> limit_of(Errc code);
 
 struct Counters {
   std::uint64_t received = 0;  // messages read from sockets, malformed ones included

@@ -617,10 +617,7 @@ void Server::answer_probe(const sip::Message& m, const Source& in, const diag::S
 }
 
 void Server::reject_malformed(std::string_view bytes, const Source& in, const Error& error) {
-  std::optional<Limit> limit;  // counted by Counters::malformed
-  if (error.code == Errc::too_large) limit = Limit::max_message_bytes;
-  if (error.code == Errc::too_many_headers) limit = Limit::max_headers;
-  if (error.code == Errc::line_too_long) limit = Limit::max_line_bytes;
+  const auto limit = limit_of(error.code);  // counted by Counters::malformed
   auto salvaged = sip::salvage(bytes, limits_);
   int status = error.code == Errc::bad_version ? 505 : 400;
   const char* reason = status == 505 ? "Version Not Supported" : "Bad Request";

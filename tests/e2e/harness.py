@@ -742,6 +742,19 @@ class E2ETestCase(unittest.TestCase):
     def run_sipp(self, scenario: str, remote=None, **kw) -> SippResult:
         return self.start_sipp(scenario, remote, **kw).wait()
 
+    def assertAnsweredWithin(self, phone: "UdpClient", to: tuple[str, int], method: str, branch: str,
+                             status: int, within: float) -> tuple[str, float]:
+        """Sends a request from phone; its final answer must be `status` within
+        `within` seconds. Returns the answer and how long it took."""
+        phone.send(make_request(method, via=phone.via(branch)), to)
+        started = time.monotonic()
+        final, _ = phone.recv_final(timeout=within + 2, branch=branch)
+        waited = time.monotonic() - started
+        self.assertIsNotNone(final, f"no answer to {method} {branch}")
+        self.assertEqual(status_code(final), status, final)
+        self.assertLess(waited, within, f"{status} must come within {within}s, not after the phone's own timers")
+        return final, waited
+
     def assertSippOk(self, result: SippResult, calls: int, sw: Sipwitness | None = None) -> None:
         # (the sipwitness log is dumped by Sipwitness.__exit__ when the test fails)
         if not result.ok(calls):
