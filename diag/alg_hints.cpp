@@ -40,13 +40,26 @@ std::optional<Ip> parse_ip(std::string_view s) {
     if (zone + 1 == s.size()) return std::nullopt;  // "%" names no zone
     s = s.substr(0, zone);
   }
+  Ip ip;
+  if (dotted) {
+    // By hand, as inet_pton reads it: every message has a few of these.
+    ip.v4 = true;
+    std::size_t octets = 0, i = 0;
+    while (octets < 4) {
+      std::size_t start = i;
+      unsigned value = 0;
+      while (i < s.size() && i - start < 3 && s[i] >= '0' && s[i] <= '9') value = value * 10 + static_cast<unsigned>(s[i++] - '0');
+      if (i == start || value > 255 || (s[start] == '0' && i - start > 1)) return std::nullopt;
+      ip.b[octets++] = static_cast<std::uint8_t>(value);
+      if (octets < 4 && (i >= s.size() || s[i++] != '.')) return std::nullopt;
+    }
+    if (i != s.size()) return std::nullopt;
+    return ip;
+  }
   char text[INET6_ADDRSTRLEN] = {};
   if (s.empty() || s.size() >= sizeof text) return std::nullopt;
   s.copy(text, s.size());
-  Ip ip;
-  ip.v4 = dotted;
-  if (inet_pton(dotted ? AF_INET : AF_INET6, text, ip.b.data()) != 1) return std::nullopt;
-  if (dotted) return ip;
+  if (inet_pton(AF_INET6, text, ip.b.data()) != 1) return std::nullopt;
   // ::ffff:a.b.c.d is the IPv4 address (dual-stack sockets report peers so).
   static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::equal(kMapped.begin(), kMapped.end(), ip.b.begin())) {
@@ -251,11 +264,7 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
   std::optional<sip::Via> via;
   std::optional<Ip> via_ip;
   if (m.is_request) {
-    std::size_t vias = 0;
-    for (const auto& h : m.headers)
-      if (h.id == HeaderId::Via)
-        sip::for_each_list_item(h.value, [&](std::string_view) { return ++vias < 2; });
-    if (vias != 1) return {};
+    if (!m.second_via_element.empty()) return {};
     via = m.via;
     via_ip = parse_ip(via->host);
   }

@@ -27,13 +27,6 @@ double seconds(std::chrono::system_clock::duration d) {
   return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) / 1000.0;
 }
 
-std::string uri_user(std::string_view name_addr_text, std::string* uri_out = nullptr) {
-  auto na = sip::parse_name_addr(name_addr_text);
-  if (!na) return {};
-  if (uri_out) *uri_out = std::string(na->uri_text);
-  return std::string(na->uri.user);
-}
-
 std::vector<std::string> algorithm_names(std::span<const Algorithm> algorithms) {
   std::vector<std::string> out;
   for (auto a : algorithms) out.emplace_back(auth::to_string(a));
@@ -76,8 +69,9 @@ void FlowTracker::on_request(const Observed& e) {
     Flow f;
     f.call_id = std::string(m.value(sip::HeaderId::CallId));
     f.method = std::string(m.method);
-    f.aor_user = uri_user(m.value(sip::HeaderId::To), &f.aor);
-    f.from_user = uri_user(m.value(sip::HeaderId::From));
+    f.aor = std::string(m.to.uri_text);
+    f.aor_user = std::string(m.to.uri.user);
+    f.from_user = std::string(m.from.uri.user);
     f.source = std::string(e.peer);
     auto added = flows_.emplace(std::move(key), std::move(f)).first;
     lru_.push_front(&added->first);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <ctime>
 
@@ -124,13 +125,19 @@ namespace {
 // through nlohmann. Escapes exactly as nlohmann's dump does.
 bool append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
+  // One table lookup per byte: the hint and evidence texts are most of a line.
+  static constexpr auto kSpecial = [] {
+    std::array<bool, 256> t{};
+    for (std::size_t u = 0; u < t.size(); ++u) t[u] = u < 0x20 || u >= 0x80 || u == '"' || u == '\\';
+    return t;
+  }();
   out += '"';
   std::size_t plain = 0;  // start of the run of bytes copied as they are
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     auto u = static_cast<unsigned char>(c);
+    if (!kSpecial[u]) continue;
     if (u >= 0x80) return false;
-    if (u >= 0x20 && c != '"' && c != '\\') continue;
     out.append(text.substr(plain, i - plain));
     plain = i + 1;
     switch (c) {

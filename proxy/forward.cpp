@@ -90,13 +90,23 @@ bool is_ours(std::string_view host, std::uint16_t port, const std::vector<LocalE
 }
 
 bool is_looped(const sip::Message& request, const std::vector<LocalEndpoint>& ours) {
-  auto expected = loop_hash(request);
+  // Only a Via carrying our branch prefix can be ours: the others are neither
+  // parsed again nor is the hash computed for a request that never passed us.
+  std::string expected;
   bool looped = false;
-  for (const auto& item : list_items(request, sip::HeaderId::Via)) {
-    auto via = sip::parse_via(item.text);
-    if (!via || !is_ours(via->host, via->port, ours) || !via->branch.starts_with(kBranchPrefix)) continue;
-    auto dot = via->branch.rfind('.');
-    if (dot != std::string_view::npos && via->branch.substr(dot + 1) == expected) looped = true;
+  for (const auto& header : request.headers) {
+    if (header.id != sip::HeaderId::Via) continue;
+    sip::for_each_list_item(header.value, [&](std::string_view item) {
+      if (item.find(kBranchPrefix) == std::string_view::npos) return true;
+      auto via = sip::parse_via(item);
+      if (!via || !is_ours(via->host, via->port, ours) || !via->branch.starts_with(kBranchPrefix)) return true;
+      auto dot = via->branch.rfind('.');
+      if (dot == std::string_view::npos) return true;
+      if (expected.empty()) expected = loop_hash(request);
+      looped = via->branch.substr(dot + 1) == expected;
+      return !looped;
+    });
+    if (looped) break;
   }
   return looped;
 }
@@ -211,8 +221,17 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
 }
 
 std::string forward_response(const sip::Message& response) {
+  // Pops our Via: its element and the comma after it when the line carries
+  // more, else the whole line. parse kept both elements, so no Via is re-read.
   EditList edits;
-  pop_items(response, sip::HeaderId::Via, 1, edits);
+  const auto* line = response.first(sip::HeaderId::Via);
+  const auto second = response.second_via_element;
+  if (!second.empty() && response.offset_of(second) < line->end) {
+    auto from = response.offset_of(response.top_via_element);
+    edits.erase(from, response.offset_of(second) - from);
+  } else {
+    edits.erase(line->begin, line->end - line->begin);
+  }
   return edits.apply(response.raw);
 }
 

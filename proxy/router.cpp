@@ -157,32 +157,17 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
 
 ResponseDecision route_response(const sip::Message& response, const std::vector<LocalEndpoint>& ours) {
   ResponseDecision d;
-  // The top Via was parsed with the message; only the second is read here.
-  std::string_view second;
-  std::size_t seen = 0;
-  for (const auto& h : response.headers) {
-    if (h.id != sip::HeaderId::Via) continue;
-    sip::for_each_list_item(h.value, [&](std::string_view v) {
-      if (++seen == 2) second = v;
-      return seen < 2;
-    });
-    if (seen >= 2) break;
-  }
   const auto* top = &response.via;
   if (sip::top_via(response).empty() || !is_ours(top->host, top->port, ours) ||
       !top->branch.starts_with(kBranchPrefix)) {
     d.drop_reason = "top Via is not ours";
     return d;
   }
-  if (seen < 2) {
+  if (response.second_via_element.empty()) {
     d.drop_reason = "no Via left after ours";
     return d;
   }
-  auto next = sip::parse_via(second);
-  if (!next) {
-    d.drop_reason = "malformed second Via";
-    return d;
-  }
+  const auto* next = &response.second_via;
   auto transport = config::parse_transport(next->transport);
   if (!transport) {
     d.drop_reason = "unknown transport in Via";

@@ -183,6 +183,8 @@ Result<bool> check_headers(Message& m) {
   if (!from) return Error{Errc::bad_header, "malformed From"};
   auto to = parse_name_addr(m.value(HeaderId::To));
   if (!to) return Error{Errc::bad_header, "malformed To"};
+  m.from = *from;
+  m.to = *to;
   m.from_tag = find_param(from->params, "tag").value_or(std::string_view{});
   m.to_tag = find_param(to->params, "tag").value_or(std::string_view{});
   // Every Via element must be well formed: responses are routed by them.
@@ -196,6 +198,9 @@ Result<bool> check_headers(Message& m) {
       if (vias_ok && m.top_via_element.empty()) {
         m.top_via_element = item;
         m.via = *via;
+      } else if (vias_ok && m.second_via_element.empty()) {
+        m.second_via_element = item;
+        m.second_via = *via;
       }
       return vias_ok;
     });

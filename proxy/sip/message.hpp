@@ -47,7 +47,12 @@ struct Message {
   // the relay's instructions.
   std::string_view top_via_element;  // the first Via element, as written
   Via via;                           // that element, parsed
-  std::string_view from_tag, to_tag; // "tag" parameters, "" when absent
+  // The second Via element ("" when there is one Via): where a response goes
+  // once our Via is popped.
+  std::string_view second_via_element;
+  Via second_via;
+  NameAddr from, to;                 // the From and To values, parsed
+  std::string_view from_tag, to_tag; // their "tag" parameters, "" when absent
 
   const Header* first(HeaderId id) const;
   std::size_t count(HeaderId id) const;
