@@ -1,6 +1,7 @@
 #include "header.hpp"
 
 #include <array>
+#include <cstdint>
 
 #include "text.hpp"
 
@@ -51,6 +52,19 @@ constexpr std::array<Entry, static_cast<std::size_t>(HeaderId::Count_)> kHeaders
 
 }  // namespace
 
+// Known names grouped by length: a name is compared with the few of its length
+// only (every header line of every message is looked up).
+constexpr std::size_t kLongestName = 19;
+constexpr auto kByLength = [] {
+  std::array<std::array<std::uint8_t, 8>, kLongestName + 1> by{};
+  std::array<std::size_t, kLongestName + 1> used{};
+  for (std::size_t i = 1; i < kHeaders.size(); ++i) {
+    auto n = kHeaders[i].name.size();
+    by[n][used[n]++] = static_cast<std::uint8_t>(i);
+  }
+  return by;
+}();
+
 HeaderId header_id(std::string_view name) {
   if (name.size() == 1) {
     char c = ascii_lower(name[0]);
@@ -58,8 +72,11 @@ HeaderId header_id(std::string_view name) {
       if (kHeaders[i].compact == c) return static_cast<HeaderId>(i);
     return HeaderId::Other;
   }
-  for (std::size_t i = 1; i < kHeaders.size(); ++i)
+  if (name.size() > kLongestName) return HeaderId::Other;
+  for (auto i : kByLength[name.size()]) {
+    if (i == 0) break;
     if (iequals(kHeaders[i].name, name)) return static_cast<HeaderId>(i);
+  }
   return HeaderId::Other;
 }
 

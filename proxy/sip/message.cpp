@@ -114,7 +114,7 @@ Result<bool> parse_request_line(std::string_view line, Message& m) {
   auto version = line.substr(sp2 + 1);
   if (!is_token(m.method)) return Error{Errc::bad_start_line, "method is not a token"};
   if (m.request_uri.empty()) return Error{Errc::bad_start_line, "empty Request-URI"};
-  if (contains_any(version, " \t"))
+  if (version.find_first_of(" \t") != std::string_view::npos)
     return Error{Errc::bad_start_line, "extra whitespace in request line"};
   if (!is_sip_version(version)) {
     if (is_other_sip_version(version)) return Error{Errc::bad_version, "unsupported SIP version"};

@@ -26,14 +26,6 @@ std::optional<std::string_view> find_param(std::string_view params, std::string_
   return std::nullopt;
 }
 
-bool contains_any(std::string_view text, std::string_view chars) {
-  bool wanted[256] = {};
-  for (char c : chars) wanted[static_cast<unsigned char>(c)] = true;
-  for (char c : text)
-    if (wanted[static_cast<unsigned char>(c)]) return true;
-  return false;
-}
-
 char* write_ipv4(const unsigned char* bytes, char* out) {
   for (int i = 0; i < 4; ++i) {
     if (i) *out++ = '.';

@@ -5,14 +5,14 @@
 namespace sw::sip {
 namespace {
 
+constexpr CharSet kHostChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._"};
+constexpr CharSet kSchemeChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."};
+constexpr CharSet kNotInUri{" \t\r\n<>\""};
+
 bool valid_host(std::string_view h) {
   if (h.empty()) return false;
   if (h.front() == '[') return h.size() > 2 && h.back() == ']';
-  for (char c : h)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '.' || c == '_'))
-      return false;
-  return true;
+  return kHostChars.all_in(h);
 }
 
 }  // namespace
@@ -54,13 +54,9 @@ Result<Uri> parse_uri(std::string_view text) {
   auto colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0) return Error{Errc::bad_uri, "URI without scheme"};
   u.scheme = text.substr(0, colon);
-  for (char c : u.scheme)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
-          c == '-' || c == '.'))
-      return Error{Errc::bad_uri, "malformed URI scheme"};
+  if (!kSchemeChars.all_in(u.scheme)) return Error{Errc::bad_uri, "malformed URI scheme"};
   auto rest = text.substr(colon + 1);
-  if (contains_any(rest, " \t\r\n<>\""))
-    return Error{Errc::bad_uri, "forbidden character in URI"};
+  if (kNotInUri.any_in(rest)) return Error{Errc::bad_uri, "forbidden character in URI"};
   if (!u.is_sip()) return u;  // other schemes (tel:, urn:) are opaque to routing
 
   // The user part may contain ';' and '?' (RFC 3261 25.1 user-unreserved) but
