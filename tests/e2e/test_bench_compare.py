@@ -6,8 +6,9 @@ this checks that the tool itself works, so a result in bench/RESULTS.md can
 always be reproduced. Both proxies go through every scenario, the report has
 each of its tables with a row per scenario and proxy, every fixed-rate run
 completed all its calls, each CPU row has its rounds (median, min–max, each
-round's value) and each ratio row its paired-rounds ratio, and --results
-appends the report to the file.
+round's value) and each ratio row its paired-rounds ratio, each proxy's
+response-time row is followed by the generator alone at the same rate and
+count, and --results appends the report to the file.
 
 A second test feeds the report three made-up rounds per proxy (no processes):
 the median, the range, the median round's user/sys split and memory, and the
@@ -93,6 +94,16 @@ class BenchCompare(unittest.TestCase):
                 self.assertEqual((low, high), (median, median), row.group(0))
             # the ratio row: ratio of the medians, then the paired rounds' median (min–max, rounds)
             self.assertRegex(report, rf"(?m)^\| {scenario} \| [\d.]+ \| [\d.]+ \([\d.]+–[\d.]+, 1 round\) \| ")
+        for proxy in ("sipwitness", "Kamailio"):
+            # each proxy's sip_load row, then the generator alone at the same rate and count
+            rows = re.search(rf"^\| {proxy} \| ({NUM}) \| {NUM}/({NUM}) \| .*\n"
+                             rf"\| none \(generator alone, same rate as {proxy}\) \| ({NUM}) \| "
+                             rf"({NUM})/({NUM}) \| \*\*{NUM}\*\* \| {NUM} \| \*\*{NUM}\*\* \|",
+                             report, re.M)
+            self.assertIsNotNone(rows, f"no same-rate generator row after {proxy}'s:\n{report}")
+            self.assertEqual(rows.group(1, 2), rows.group(3, 5), rows.group(0))
+            self.assertEqual(rows.group(4), rows.group(5), rows.group(0))  # all answered
+        self.assertRegex(report, rf"(?m)^\| none \(generator alone, half its own max\) \| {NUM} \| ")
         flows = re.search(r"^\| [\d,]+ \| [\d,]+ \| [\d,]+ \| \*\*([\d,]+)\*\* \|$", report, re.M)
         self.assertIsNotNone(flows, report)
 
