@@ -117,13 +117,10 @@ std::string via_with_received(std::string_view via_item, const Address& source) 
 }
 
 std::string via_with_received(std::string_view via_item, const sip::Via& via, const Address& source) {
-  EditList edits;
-  auto offset_in_item = [&](std::string_view inner) { return static_cast<std::uint32_t>(inner.data() - via_item.data()); };
-  auto src_ip = source.ip();
-  auto via_host = via.host;
-  if (via_host.size() > 2 && via_host.front() == '[') via_host = via_host.substr(1, via_host.size() - 2);
+  // At most two insertions, built in one pass: "=port" right after an empty
+  // rport's name (RFC 3581 4), and ";received=" at the end.
+  std::size_t rport_end = std::string_view::npos;
   if (via.has_rport && via.rport.empty()) {
-    // Fill in "rport" with the source port (RFC 3581 4), right after the name.
     auto params = via.params;
     for (std::size_t pos = params.find(';'); pos != std::string_view::npos; pos = params.find(';', pos + 1)) {
       std::size_t name = pos + 1;
@@ -131,15 +128,31 @@ std::string via_with_received(std::string_view via_item, const sip::Via& via, co
       std::size_t after = name + 5;
       if (after <= params.size() && sip::iequals(params.substr(name, 5), "rport") &&
           (after == params.size() || params[after] == ';' || sip::is_ws(params[after]))) {
-        edits.insert(offset_in_item(params) + static_cast<std::uint32_t>(after), "=" + std::to_string(source.port()));
+        rport_end = static_cast<std::size_t>(params.data() - via_item.data()) + after;
         break;
       }
     }
   }
+  auto src_ip = source.ip();
+  auto via_host = via.host;
+  if (via_host.size() > 2 && via_host.front() == '[') via_host = via_host.substr(1, via_host.size() - 2);
   // received= when the sent-by host is not the source address, and always with rport.
-  if (via.received.empty() && (via.has_rport || !sip::iequals(via_host, src_ip)))
-    edits.insert(static_cast<std::uint32_t>(via_item.size()), ";received=" + src_ip);
-  return edits.apply(via_item);
+  const bool add_received = via.received.empty() && (via.has_rport || !sip::iequals(via_host, src_ip));
+  std::string out;
+  out.reserve(via_item.size() + src_ip.size() + 24);
+  if (rport_end == std::string_view::npos) {
+    out.append(via_item);
+  } else {
+    out.append(via_item.substr(0, rport_end));
+    out += '=';
+    out += std::to_string(source.port());
+    out.append(via_item.substr(rport_end));
+  }
+  if (add_received) {
+    out += ";received=";
+    out += src_ip;
+  }
+  return out;
 }
 
 std::vector<std::string_view> route_values(const sip::Message& msg) {
@@ -163,7 +176,9 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
 
   // Our Via goes on top (16.6 step 8), the sender's gets received/rport (18.2.1).
   std::string via = std::string("Via: SIP/2.0/") + transport_upper(how.out.transport) + " " + how.out.host + ":" +
-                    std::to_string(how.out.port) + ";branch=" + compute_branch(r);
+                    std::to_string(how.out.port) + ";branch=";
+  if (how.branch.empty()) via += compute_branch(r);
+  else via += how.branch;
   if (how.ask_rport) via += ";rport";
   // Where the request came in, so its responses go back out of the same socket
   // (RFC 3581 4) and over the same TCP connection (RFC 3261 18.2.2), rport or not.

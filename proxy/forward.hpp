@@ -55,6 +55,7 @@ struct RequestEdits {
   bool add_content_length = false;  // a datagram going onto a stream: add one if it has none
   bool ask_rport = false;           // RFC 3581: we may be behind a NAT (lab.role inner), answer to our source
   const sip::Header* remove = nullptr;  // our own Proxy-Authorization, answered here (RFC 3261 22.3)
+  std::string_view branch;          // our Via's branch when the caller has it; else compute_branch
 };
 
 // Builds the request to send: our Via on top, received/rport on the sender's Via,

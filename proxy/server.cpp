@@ -785,6 +785,7 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   how.add_path = d.add_path;
   how.add_content_length = transport != Transport::udp;
   how.remove = own_credentials;
+  how.branch = branch;
   // The inner side of a lab sits behind the device under test, most often a NAT.
   how.ask_rport = cfg_.lab.role == config::LabRole::inner && !lab_key_.empty() && on_lab_path(out_flow);
   auto bytes = sw::proxy::forward_request(m, in.flow.remote, how);
