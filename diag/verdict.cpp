@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <ctime>
 
 namespace sw::diag {
@@ -74,9 +76,10 @@ std::string_view hint_for(VerdictKind v) {
 std::string iso8601_utc(std::chrono::system_clock::time_point t) {
   // Floored, so a time before 1970 (a capture with a broken clock) still reads right.
   auto ms = std::chrono::floor<std::chrono::milliseconds>(t).time_since_epoch().count();
-  auto secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
+  // The calendar by chrono's arithmetic: gmtime_r takes the time zone lock.
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day date{day};
+  const std::chrono::hh_mm_ss clock{std::chrono::floor<std::chrono::seconds>(t - day)};
   // By hand rather than snprintf: one timestamp per verdict, on the relay's path.
   char buf[64];
   char* out = buf;
@@ -87,17 +90,17 @@ std::string iso8601_utc(std::chrono::system_clock::time_point t) {
     for (auto n = end - digits; n < width; ++n) *out++ = '0';
     out = std::copy(digits, end, out);
   };
-  put(tm.tm_year + 1900LL, 4);
+  put(static_cast<int>(date.year()), 4);
   *out++ = '-';
-  put(tm.tm_mon + 1, 2);
+  put(static_cast<unsigned>(date.month()), 2);
   *out++ = '-';
-  put(tm.tm_mday, 2);
+  put(static_cast<unsigned>(date.day()), 2);
   *out++ = 'T';
-  put(tm.tm_hour, 2);
+  put(clock.hours().count(), 2);
   *out++ = ':';
-  put(tm.tm_min, 2);
+  put(clock.minutes().count(), 2);
   *out++ = ':';
-  put(tm.tm_sec, 2);
+  put(clock.seconds().count(), 2);
   *out++ = '.';
   put(((ms % 1000) + 1000) % 1000, 3);
   *out++ = 'Z';
@@ -125,15 +128,26 @@ namespace {
 // through nlohmann. Escapes exactly as nlohmann's dump does.
 bool append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
-  // One table lookup per byte: the hint and evidence texts are most of a line.
+  // The hint and evidence texts are most of a line and rarely need escaping:
+  // eight bytes are checked at a time, and a byte at a time only near one that may.
   static constexpr auto kSpecial = [] {
     std::array<bool, 256> t{};
     for (std::size_t u = 0; u < t.size(); ++u) t[u] = u < 0x20 || u >= 0x80 || u == '"' || u == '\\';
     return t;
   }();
+  auto plain_word = [](const char* p) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+    std::uint64_t x;
+    std::memcpy(&x, p, sizeof x);
+    auto zero_in = [&](std::uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+    auto below_space = (x - 0x20 * kOnes) & ~x & kHigh;
+    return ((x & kHigh) | below_space | zero_in(x ^ ('"' * kOnes)) | zero_in(x ^ ('\\' * kOnes))) == 0;
+  };
   out += '"';
   std::size_t plain = 0;  // start of the run of bytes copied as they are
   for (std::size_t i = 0; i < text.size(); ++i) {
+    while (i + 8 <= text.size() && plain_word(text.data() + i)) i += 8;
+    if (i >= text.size()) break;
     char c = text[i];
     auto u = static_cast<unsigned char>(c);
     if (!kSpecial[u]) continue;
@@ -193,29 +207,30 @@ bool append_json_key(std::string& out, std::string_view key, bool first = false)
   return true;
 }
 
-bool append_json_field(std::string& out, std::string_view key, std::string_view text, bool first = false) {
-  return append_json_key(out, key, first) && append_json_string(out, text);
+// The line's own keys are fixed ASCII: written with their quotes, comma and
+// colon in one append (escaping twelve keys per line cost more than the values).
+bool append_json_field(std::string& out, std::string_view quoted_key, std::string_view text) {
+  out.append(quoted_key);
+  return append_json_string(out, text);
 }
 
 bool write_verdict_json(std::string& out, const Verdict& v) {
-  out += '{';
-  if (!append_json_field(out, "ts", iso8601_utc(v.ts), true) || !append_json_field(out, "call_id", v.call_id) ||
-      !append_json_field(out, "method", v.method) || !append_json_field(out, "aor", v.aor) ||
-      !append_json_field(out, "user", v.user) || !append_json_field(out, "source", v.source) ||
-      !append_json_field(out, "verdict", to_string(v.verdict)) ||
-      !append_json_field(out, "confidence", to_string(v.confidence)))
+  if (!append_json_field(out, "{\"ts\":", iso8601_utc(v.ts)) || !append_json_field(out, ",\"call_id\":", v.call_id) ||
+      !append_json_field(out, ",\"method\":", v.method) || !append_json_field(out, ",\"aor\":", v.aor) ||
+      !append_json_field(out, ",\"user\":", v.user) || !append_json_field(out, ",\"source\":", v.source) ||
+      !append_json_field(out, ",\"verdict\":", to_string(v.verdict)) ||
+      !append_json_field(out, ",\"confidence\":", to_string(v.confidence)))
     return false;
-  append_json_key(out, "challenges");
+  out.append(",\"challenges\":");
   append_json_number(out, v.challenges);
-  append_json_key(out, "final_status");
+  out.append(",\"final_status\":");
   append_json_number(out, v.final_status);
-  append_json_key(out, "evidence");
-  out += '{';
+  out.append(",\"evidence\":{");
   for (std::size_t i = 0; i < v.evidence.size(); ++i)
     if (!append_json_key(out, v.evidence[i].first, i == 0) || !append_json_value(out, v.evidence[i].second))
       return false;
   out += '}';
-  if (!append_json_field(out, "hint", v.hint)) return false;
+  if (!append_json_field(out, ",\"hint\":", v.hint)) return false;
   out += '}';
   return true;
 }
