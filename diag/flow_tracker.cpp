@@ -15,7 +15,10 @@ using auth::Qop;
 constexpr auto kSlowAnswer = std::chrono::seconds(2);
 
 std::string flow_key(const sip::Message& m) {
-  std::string key(m.value(sip::HeaderId::CallId));
+  auto call_id = m.value(sip::HeaderId::CallId);
+  std::string key;
+  key.reserve(call_id.size() + m.cseq_method.size() + m.from_tag.size() + 2);
+  key += call_id;
   key += '\x1f';
   key += m.cseq_method;
   key += '\x1f';

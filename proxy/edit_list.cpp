@@ -1,15 +1,27 @@
 #include "edit_list.hpp"
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <numeric>
 
 namespace sw::proxy {
 
 std::string EditList::apply(std::string_view original) const {
-  std::vector<std::size_t> order(edits_.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return edits_[a].offset < edits_[b].offset; });
+  // A message gets a handful of edits: their order is an insertion sort on the
+  // stack (stable, so edits at one offset keep the order they were added in).
+  constexpr std::size_t kOnStack = 16;
+  std::array<std::uint32_t, kOnStack> on_stack;
+  std::vector<std::uint32_t> on_heap;
+  std::span<std::uint32_t> order(on_stack.data(), edits_.size());
+  if (edits_.size() > kOnStack) {
+    on_heap.resize(edits_.size());
+    order = on_heap;
+  }
+  std::iota(order.begin(), order.end(), 0u);
+  for (std::size_t i = 1; i < order.size(); ++i)
+    for (std::size_t j = i; j > 0 && edits_[order[j - 1]].offset > edits_[order[j]].offset; --j)
+      std::swap(order[j - 1], order[j]);
   std::size_t grow = 0;
   for (const auto& e : edits_) grow += e.text.size();
   std::string out;

@@ -10,6 +10,7 @@ namespace sw::proxy {
 
 class EditList {
  public:
+  EditList() { edits_.reserve(8); }  // a forwarded request's edits, without regrowing
   void insert(std::uint32_t offset, std::string text) { edits_.push_back({offset, 0, std::move(text)}); }
   void erase(std::uint32_t offset, std::uint32_t length) { edits_.push_back({offset, length, {}}); }
   void replace(std::uint32_t offset, std::uint32_t length, std::string text) {

@@ -90,20 +90,28 @@ bool is_ours(std::string_view host, std::uint16_t port, const std::vector<LocalE
 }
 
 bool is_looped(const sip::Message& request, const std::vector<LocalEndpoint>& ours) {
-  // Only a Via carrying our branch prefix can be ours: the others are neither
-  // parsed again nor is the hash computed for a request that never passed us.
+  // The hash is computed only for a request carrying one of our Vias.
   std::string expected;
+  auto ours_and_same = [&](const sip::Via& via) {
+    if (!via.branch.starts_with(kBranchPrefix) || !is_ours(via.host, via.port, ours)) return false;
+    auto dot = via.branch.rfind('.');
+    if (dot == std::string_view::npos) return false;
+    if (expected.empty()) expected = loop_hash(request);
+    return via.branch.substr(dot + 1) == expected;
+  };
+  // parse kept the first two Vias; only a third and later ones are read here,
+  // and only when they carry our branch prefix.
+  if (ours_and_same(request.via)) return true;
+  if (request.second_via_element.empty()) return false;
+  if (ours_and_same(request.second_via)) return true;
   bool looped = false;
+  std::size_t seen = 0;
   for (const auto& header : request.headers) {
     if (header.id != sip::HeaderId::Via) continue;
     sip::for_each_list_item(header.value, [&](std::string_view item) {
-      if (item.find(kBranchPrefix) == std::string_view::npos) return true;
+      if (++seen <= 2 || item.find(kBranchPrefix) == std::string_view::npos) return true;
       auto via = sip::parse_via(item);
-      if (!via || !is_ours(via->host, via->port, ours) || !via->branch.starts_with(kBranchPrefix)) return true;
-      auto dot = via->branch.rfind('.');
-      if (dot == std::string_view::npos) return true;
-      if (expected.empty()) expected = loop_hash(request);
-      looped = via->branch.substr(dot + 1) == expected;
+      looped = via && ours_and_same(*via);
       return !looped;
     });
     if (looped) break;

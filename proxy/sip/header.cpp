@@ -75,7 +75,8 @@ HeaderId header_id(std::string_view name) {
   if (name.size() > kLongestName) return HeaderId::Other;
   for (auto i : kByLength[name.size()]) {
     if (i == 0) break;
-    if (iequals(kHeaders[i].name, name)) return static_cast<HeaderId>(i);
+    // Most senders write the canonical spelling: one memcmp before the case-blind compare.
+    if (kHeaders[i].name == name || iequals(kHeaders[i].name, name)) return static_cast<HeaderId>(i);
   }
   return HeaderId::Other;
 }

@@ -200,6 +200,16 @@ TEST(Forward, LoopIsDetectedButSpiralIsNot) {
   EXPECT_FALSE(is_looped(second_pass, ours));
   // A Via with the same branch but someone else's address is not ours.
   EXPECT_FALSE(is_looped(looped, {LocalEndpoint{Transport::udp, "198.51.100.2", 5060}}));
+  // Ours fourth, under three other hops (parse keeps only the first two
+  // parsed), on a line of its own or inside a comma-separated line.
+  auto fourth = [&](std::string_view vias) { return parse_ok(invite(vias)); };
+  const std::string ours_via = "SIP/2.0/UDP 198.51.100.1:5060;branch=" + compute_branch(first);
+  EXPECT_TRUE(is_looped(fourth("Via: SIP/2.0/UDP a.example;branch=z9hG4bKa\r\nVia: SIP/2.0/UDP b.example;branch=z9hG4bKb\r\nVia: " +
+                              ours_via),
+                        ours));
+  EXPECT_TRUE(is_looped(fourth("Via: SIP/2.0/UDP a.example;branch=z9hG4bKa, SIP/2.0/UDP b.example;branch=z9hG4bKb, " +
+                              ours_via),
+                        ours));
 }
 
 // Our Route values are popped, whether on one line or many; a strict router
