@@ -49,11 +49,17 @@ class HeaderWalker {
     if (end - begin > max_line_) return bad(Errc::line_too_long, "header line over length limit");
     auto line = bytes_.substr(begin, end - begin);
     if (line.front() == ' ' || line.front() == '\t') return bad(Errc::bad_header, "continuation line before any header");
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) return bad(Errc::bad_header, "header line without colon");
-    auto name = line.substr(0, colon);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    if (!is_token(name)) return bad(Errc::bad_header, "header name is not a token");
+    // The name is read as a token up to the colon, in one pass over its bytes.
+    std::size_t name_end = 0;
+    while (name_end < line.size() && is_token_char(line[name_end])) ++name_end;
+    std::size_t colon = name_end;
+    while (colon < line.size() && (line[colon] == ' ' || line[colon] == '\t')) ++colon;
+    if (colon >= line.size() || line[colon] != ':') {
+      if (line.find(':') == std::string_view::npos) return bad(Errc::bad_header, "header line without colon");
+      return bad(Errc::bad_header, "header name is not a token");
+    }
+    if (name_end == 0) return bad(Errc::bad_header, "header name is not a token");
+    auto name = line.substr(0, name_end);
     std::size_t value_end = end;
     // RFC 3261 7.3.1: a line starting with whitespace continues the header.
     while (pos_ < bytes_.size() && (bytes_[pos_] == ' ' || bytes_[pos_] == '\t')) {

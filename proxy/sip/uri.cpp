@@ -7,6 +7,7 @@ namespace {
 
 constexpr CharSet kHostChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._"};
 constexpr CharSet kSchemeChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."};
+constexpr CharSet kParamEnd{";\""};
 constexpr CharSet kNotInUri{" \t\r\n<>\""};
 
 bool valid_host(std::string_view h) {
@@ -205,17 +206,14 @@ Result<Via> parse_via(std::string_view element) {
     std::size_t first = p + 1;
     while (first < v.params.size() && is_ws(v.params[first])) ++first;
     if (first >= v.params.size() || !is_token_char(v.params[first])) return Error{Errc::bad_via, "empty Via parameter"};
+    // To the next ';' outside a quoted string (a backslash escapes inside one).
     std::size_t end = first;
-    bool in_quote = false;
-    for (; end < v.params.size(); ++end) {
-      if (in_quote) {
+    while (end < v.params.size()) {
+      while (end < v.params.size() && !kParamEnd.has(v.params[end])) ++end;
+      if (end >= v.params.size() || v.params[end] == ';') break;
+      for (++end; end < v.params.size() && v.params[end] != '"'; ++end)
         if (v.params[end] == '\\') ++end;
-        else if (v.params[end] == '"') in_quote = false;
-      } else if (v.params[end] == '"') {
-        in_quote = true;
-      } else if (v.params[end] == ';') {
-        break;
-      }
+      if (end < v.params.size()) ++end;
     }
     auto param = v.params.substr(first, std::min(end, v.params.size()) - first);
     auto eq = param.find('=');
