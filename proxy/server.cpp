@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <numeric>
 
@@ -32,6 +33,8 @@ constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
 // left out: with a load generator that sends in bursts it tripled the kernel
 // time per transaction at 2000/s, and gained nothing with SIPp.
 constexpr std::size_t kDatagramBuffer = 64 * 1024;
+// Datagrams sent with one sendmmsg at most (a longer burst goes in parts).
+constexpr std::size_t kSendBatch = 32;
 // Socket buffers asked for on UDP listeners (the kernel grants up to
 // net.core.rmem_max / wmem_max): the default 208 KiB overflows in a burst of a
 // few hundred INVITEs while the loop is busy, and a datagram dropped there is
@@ -74,6 +77,11 @@ struct Server::Listener {
   Address bound;
   uv_udp_t udp{};
   uv_tcp_t tcp{};
+  struct Datagram {
+    std::string bytes;
+    Address to;
+  };
+  std::vector<Datagram> batch;  // sent at the end of the read burst
 };
 
 struct Server::Connection {
@@ -296,6 +304,9 @@ bool Server::start() {
         for (const auto& line : self->limit_report_.summary(LimitClock::now())) self->log_->warn("{}", line);
       },
       10000, 10000);
+  uv_check_init(loop_, &flush_check_);
+  flush_check_.data = this;
+  uv_check_start(&flush_check_, [](uv_check_t* c) { static_cast<Server*>(c->data)->flush_all_batches(); });
   log_->info("ready: relaying to {} ({} listeners)", cfg_.upstream.uri, listeners_.size());
   return true;
 }
@@ -321,7 +332,10 @@ void Server::drain(std::function<void()> done) {
 
 void Server::shutdown() {
   if (shutting_down_) return;
+  flush_all_batches();
   shutting_down_ = true;
+  if (flush_check_.loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&flush_check_)))
+    uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   for (auto& l : listeners_) {
     auto* h = l->cfg.transport == Transport::udp ? reinterpret_cast<uv_handle_t*>(&l->udp)
                                                  : reinterpret_cast<uv_handle_t*>(&l->tcp);
@@ -359,6 +373,8 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
   if (nread < 0 && nread != UV_ECONNREFUSED && nread != UV_EHOSTUNREACH && nread != UV_ENETUNREACH)
     self->log_->warn("udp receive error on {}: {}", l->bound.to_string(), uv_strerror(static_cast<int>(nread)));
   if (nread < 0 || !addr) {
+    // The burst is read (EAGAIN) or broken off: what it produced leaves now.
+    self->flush_batch(*l);
     // IP_RECVERR: an ICMP error shows as a receive error once, and keeps the
     // socket readable until its queue is read (else the loop would spin).
     self->read_icmp_errors(*l);
@@ -371,7 +387,9 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
     self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramBuffer);
     return;
   }
+  self->reading_datagram_ = true;
   self->handle_bytes(std::string_view(buf->base, static_cast<std::size_t>(nread)), in, sip::Framing::datagram);
+  self->reading_datagram_ = false;
 }
 
 void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {
@@ -812,6 +830,83 @@ void Server::forward_request(const sip::Message& m, const Source& in, const Requ
   }
 }
 
+int Server::send_datagram(Listener& l, std::string bytes, const Address& dst) {
+  uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+  int rc = uv_udp_try_send(&l.udp, &buf, 1, dst.sa());
+  // IP_RECVERR: an ICMP error for an earlier datagram (read from the error
+  // queue later) fails the next send on the socket once; that send is not at fault.
+  if (rc == UV_ECONNREFUSED || rc == UV_EHOSTUNREACH || rc == UV_ENETUNREACH)
+    rc = uv_udp_try_send(&l.udp, &buf, 1, dst.sa());
+  if (rc != UV_EAGAIN) return rc;
+  auto* req = new UdpSendReq;  // freed in the callback
+  req->data = std::move(bytes);
+  buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  req->req.data = this;
+  rc = uv_udp_send(&req->req, &l.udp, &buf, 1, dst.sa(), [](uv_udp_send_t* r, int status) {
+    auto* self = static_cast<Server*>(r->data);
+    if (status < 0) {
+      ++self->counters_.send_failures;
+      self->log_->warn("udp send failed: {}", uv_strerror(status));
+    }
+    delete reinterpret_cast<UdpSendReq*>(r);
+  });
+  if (rc < 0) delete req;
+  return rc;
+}
+
+void Server::flush_batch(Listener& l) {
+  if (l.batch.empty()) return;
+  // Taken out first: a failed request fails over, and its next send may be
+  // batched again (it leaves with the next flush).
+  std::vector<Listener::Datagram> batch;
+  batch.swap(l.batch);
+  uv_os_fd_t fd = -1;
+  // Behind datagrams libuv still queues (EAGAIN earlier), order is kept by going through it.
+  const bool direct = l.udp.send_queue_count == 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&l.udp), &fd) == 0;
+  std::array<mmsghdr, kSendBatch> msgs{};
+  std::array<iovec, kSendBatch> iov{};
+  std::size_t done = 0;
+  while (done < batch.size()) {
+    int sent = 0;
+    if (direct) {
+      const auto n = std::min(batch.size() - done, kSendBatch);
+      for (std::size_t i = 0; i < n; ++i) {
+        auto& d = batch[done + i];
+        iov[i] = {d.bytes.data(), d.bytes.size()};
+        msgs[i] = {};
+        msgs[i].msg_hdr.msg_name = const_cast<sockaddr*>(d.to.sa());
+        msgs[i].msg_hdr.msg_namelen = d.to.len();
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      sent = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+    }
+    if (sent > 0) {
+      done += static_cast<std::size_t>(sent);
+      continue;
+    }
+    // The datagram at `done` did not go: one at a time it gets the ICMP retry
+    // and libuv's queue on EAGAIN. A request that still cannot go fails its
+    // transaction, as a send that failed at once would have.
+    auto& d = batch[done++];
+    auto branch = d.bytes.starts_with("SIP/") ? std::string() : top_via_branch(sip::salvage(d.bytes));
+    if (int rc = send_datagram(l, std::move(d.bytes), d.to); rc < 0) {
+      ++counters_.send_failures;
+      log_->warn("send to udp {} failed: {}", d.to.to_string(), uv_strerror(rc));
+      if (waits_on(branch, d.to)) request_failed(branch, 503, "Service Unavailable", "next hop unreachable");
+    }
+  }
+  if (l.batch.empty()) {  // keeps the capacity for the next burst
+    batch.clear();
+    l.batch.swap(batch);
+  }
+}
+
+void Server::flush_all_batches() {
+  for (auto& l : listeners_)
+    if (l->cfg.transport == Transport::udp) flush_batch(*l);
+}
+
 void Server::send_reply(const sip::Message& m, const Source& in, int status, const char* reason, const char* detail,
                         std::string_view headers) {
   if (m.method == "ACK") return;  // never answered (RFC 3261 17.1.1.3)
@@ -855,31 +950,17 @@ bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
     auto* l = listener_for(to.listener, Transport::udp, dst.family());
     if (!l) return fail("no UDP listener of that address family");
     handed(*l, nullptr);
-    uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
-    int rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
-    // IP_RECVERR: an ICMP error for an earlier datagram (read from the error
-    // queue later) fails the next send on the socket once; that send is not at fault.
-    if (rc == UV_ECONNREFUSED || rc == UV_EHOSTUNREACH || rc == UV_ENETUNREACH)
-      rc = uv_udp_try_send(&l->udp, &buf, 1, dst.sa());
-    if (rc >= 0) return true;
-    if (rc != UV_EAGAIN) return fail(uv_strerror(rc));
-    auto* req = new UdpSendReq;  // freed in the callback
-    req->data = std::move(bytes);
-    buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-    req->req.data = this;
-    rc = uv_udp_send(&req->req, &l->udp, &buf, 1, dst.sa(), [](uv_udp_send_t* r, int status) {
-      auto* self = static_cast<Server*>(r->data);
-      if (status < 0) {
-        ++self->counters_.send_failures;
-        self->log_->warn("udp send failed: {}", uv_strerror(status));
-      }
-      delete reinterpret_cast<UdpSendReq*>(r);
-    });
-    if (rc < 0) {
-      delete req;
-      return fail(uv_strerror(rc));
+    // Read in a burst, it leaves with the burst's other datagrams, unless a
+    // failure must be answered at once (flush_batch fails a remembered
+    // request's transaction itself).
+    if (reading_datagram_ && !on_failure) {
+      l->batch.push_back({std::move(bytes), dst});
+      if (l->batch.size() >= kSendBatch) flush_batch(*l);
+      return true;
     }
-    return true;
+    flush_batch(*l);  // what waits on this socket leaves first
+    int rc = send_datagram(*l, std::move(bytes), dst);
+    return rc >= 0 || fail(uv_strerror(rc));
   }
   Connection* c = nullptr;
   if (connection_hint) {
@@ -1145,6 +1226,11 @@ void Server::connection_lost(const std::string& key, const char* why) {
     request_failed(branch, 503, "Service Unavailable", "next hop unreachable: connection to " + key + " lost: " + why);
 }
 
+bool Server::waits_on(const std::string& branch, const Address& to) {
+  auto it = branch.empty() ? pending_.end() : pending_.find(branch);
+  return it != pending_.end() && !it->second.timed_out && it->second.candidate == connection_key(to, Transport::udp);
+}
+
 void Server::read_icmp_errors(Listener& l) {
   uv_os_fd_t fd = -1;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&l.udp), &fd) != 0) return;
@@ -1175,8 +1261,7 @@ void Server::read_icmp_errors(Listener& l) {
     auto to = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&dst));
     auto returned = sip::salvage(std::string_view(payload, static_cast<std::size_t>(n)));
     auto branch = top_via_branch(returned);
-    auto it = branch.empty() ? pending_.end() : pending_.find(branch);
-    if (it == pending_.end() || it->second.timed_out || it->second.candidate != connection_key(to, Transport::udp)) {
+    if (!waits_on(branch, to)) {
       log_->debug("icmp: {} for a datagram to udp {} that no request waits on", std::strerror(ee->ee_errno),
                   to.to_string());
       continue;

@@ -106,6 +106,12 @@ class Server {
   // False when it failed at once (after the failure reply, if any).
   bool send(const Flow& to, std::string bytes, const FailureReply& on_failure, Shown shown,
             std::string_view tls_name = {});
+  // UDP: hands one datagram to the socket now (behind what libuv queued), -errno on failure.
+  int send_datagram(Listener& l, std::string bytes, const Address& dst);
+  // Datagrams produced while reading a burst leave together, one sendmmsg per
+  // socket at the end of the burst: a syscall each, and the peer woken once.
+  void flush_batch(Listener& l);
+  void flush_all_batches();
   void send_to_flow(const Flow& flow, std::string bytes);
   // Resolves host (IP literals at once). On a miss the message is copied and
   // replayed once the answer is cached; returns nullptr meanwhile.
@@ -145,6 +151,8 @@ class Server {
   // ICMP errors for datagrams a UDP listener sent (IP_RECVERR): the request
   // they carried has failed.
   void read_icmp_errors(Listener& l);
+  // Whether the remembered request with this branch still waits on udp `to`.
+  bool waits_on(const std::string& branch, const Address& to);
   // A response to a remembered request: false when it is absorbed here (a 503
   // answered by failing over, or a late answer from a target left).
   bool note_response(const sip::Message& m, const Source& in);
@@ -272,6 +280,8 @@ class Server {
   // Wildcard listeners: the local IP the kernel uses toward a peer IP (cached, bounded).
   std::unordered_map<std::string, std::string> source_ip_toward_;
   uv_timer_t housekeeping_{};
+  uv_check_t flush_check_{};       // after each loop iteration's I/O: batched datagrams leave
+  bool reading_datagram_ = false;  // inside on_udp_recv: sends may wait for the burst's end
   std::vector<char> udp_buffer_;
   std::vector<char> tls_buffer_;  // ciphertext of one read, before decryption
   std::vector<std::shared_ptr<tls::Context>> listen_tls_;  // per cfg_.listen index; null unless tls

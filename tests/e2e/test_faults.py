@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Faults: an upstream that is unreachable (ICMP port unreachable), silent or
-resets its TCP connection gets the phone a prompt 503/408 and the relay
-recovers by itself; a phone's TCP connection dropping mid-message loses
-nothing else; SIGHUP with a broken config keeps the running one; SIGTERM
+resets its TCP connection, or a next hop the kernel refuses to send to, gets
+the phone a prompt 503/408 and the relay recovers by itself; a phone's TCP
+connection dropping mid-message loses nothing else; SIGHUP with a broken config keeps the running one; SIGTERM
 stops accepting, lets in-flight transactions finish within a deadline,
 flushes the verdict log and exits 0. After each fault a real SIPp call
 through sipwitness must succeed."""
@@ -51,6 +51,24 @@ class Faults(E2ETestCase):
                 final, _ = self.assertAnsweredWithin(phone, (HOST, sw.udp_port), "OPTIONS", "z9hG4bKicmp1", 503, 1.0)
                 self.assertIn("unreachable", final)
             self.assertIsNotNone(sw.wait_for_log(r"unreachable: udp 127\.0\.0\.1:\d+ .*OPTIONS"))
+            self.assertCallSucceeds(sw, port)
+
+    def test_next_hop_the_kernel_refuses_gets_503_at_once(self):
+        # A datagram to the broadcast address fails in the send call itself
+        # (no SO_BROADCAST): the request's transaction fails on the spot, also
+        # when its datagram waited to leave with the rest of a burst.
+        port = free_port("udp")
+        with self.sipwitness(upstream_port=port, listen=("udp",)) as sw:
+            with UdpClient() as phone:
+                phone.send(make_request("OPTIONS", via=phone.via("z9hG4bKbcast1"),
+                                        extra_headers=["Route: <sip:255.255.255.255:5099;lr>"]),
+                           (HOST, sw.udp_port))
+                started = time.monotonic()
+                final, _ = phone.recv_final(timeout=3, branch="z9hG4bKbcast1")
+                self.assertIsNotNone(final, "no answer to a request whose next hop cannot be sent to")
+                self.assertEqual(status_code(final), 503, final)
+                self.assertLess(time.monotonic() - started, 1.0)
+            self.assertIsNotNone(sw.wait_for_log(r"send to udp 255\.255\.255\.255:5099 failed"))
             self.assertCallSucceeds(sw, port)
 
     def test_silent_upstream_gets_408_then_recovers(self):
