@@ -42,18 +42,8 @@ std::optional<Ip> parse_ip(std::string_view s) {
   }
   Ip ip;
   if (dotted) {
-    // By hand, as inet_pton reads it: every message has a few of these.
     ip.v4 = true;
-    std::size_t octets = 0, i = 0;
-    while (octets < 4) {
-      std::size_t start = i;
-      unsigned value = 0;
-      while (i < s.size() && i - start < 3 && s[i] >= '0' && s[i] <= '9') value = value * 10 + static_cast<unsigned>(s[i++] - '0');
-      if (i == start || value > 255 || (s[start] == '0' && i - start > 1)) return std::nullopt;
-      ip.b[octets++] = static_cast<std::uint8_t>(value);
-      if (octets < 4 && (i >= s.size() || s[i++] != '.')) return std::nullopt;
-    }
-    if (i != s.size()) return std::nullopt;
+    if (!sip::read_ipv4(s, ip.b.data())) return std::nullopt;
     return ip;
   }
   char text[INET6_ADDRSTRLEN] = {};

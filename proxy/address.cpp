@@ -11,17 +11,17 @@ namespace sw::proxy {
 
 std::optional<Address> Address::from_ip(std::string_view ip, std::uint16_t port) {
   if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
-  char buf[INET6_ADDRSTRLEN + 1];
-  if (ip.size() >= sizeof(buf)) return std::nullopt;
-  std::memcpy(buf, ip.data(), ip.size());
-  buf[ip.size()] = '\0';
   Address a;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss_);
-  if (inet_pton(AF_INET, buf, &v4->sin_addr) == 1) {
+  if (sip::read_ipv4(ip, reinterpret_cast<unsigned char*>(&v4->sin_addr))) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
     return a;
   }
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (ip.size() >= sizeof(buf)) return std::nullopt;
+  std::memcpy(buf, ip.data(), ip.size());
+  buf[ip.size()] = '\0';
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss_);
   if (inet_pton(AF_INET6, buf, &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;

@@ -891,8 +891,7 @@ void Server::flush_batch(Listener& l) {
     auto& d = batch[done++];
     auto branch = d.bytes.starts_with("SIP/") ? std::string() : top_via_branch(sip::salvage(d.bytes));
     if (int rc = send_datagram(l, std::move(d.bytes), d.to); rc < 0) {
-      ++counters_.send_failures;
-      log_->warn("send to udp {} failed: {}", d.to.to_string(), uv_strerror(rc));
+      send_failed(Transport::udp, d.to, uv_strerror(rc));
       if (waits_on(branch, d.to)) request_failed(branch, 503, "Service Unavailable", "next hop unreachable");
     }
   }
@@ -900,6 +899,11 @@ void Server::flush_batch(Listener& l) {
     batch.clear();
     l.batch.swap(batch);
   }
+}
+
+void Server::send_failed(Transport transport, const Address& to, const char* why) {
+  ++counters_.send_failures;
+  log_->warn("send to {} {} failed: {}", config::to_string(transport), to.to_string(), why);
 }
 
 void Server::flush_all_batches() {
@@ -938,8 +942,7 @@ bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   const auto& dst = to.remote;
   const auto connection_hint = to.connection_id;
   auto fail = [&](const char* why) {
-    ++counters_.send_failures;
-    log_->warn("send to {} {} failed: {}", config::to_string(transport), dst.to_string(), why);
+    send_failed(transport, dst, why);
     if (on_failure) {
       auto [reply, back] = on_failure();
       send_local_reply(back, std::move(reply));
@@ -1226,7 +1229,7 @@ void Server::connection_lost(const std::string& key, const char* why) {
     request_failed(branch, 503, "Service Unavailable", "next hop unreachable: connection to " + key + " lost: " + why);
 }
 
-bool Server::waits_on(const std::string& branch, const Address& to) {
+bool Server::waits_on(const std::string& branch, const Address& to) const {
   auto it = branch.empty() ? pending_.end() : pending_.find(branch);
   return it != pending_.end() && !it->second.timed_out && it->second.candidate == connection_key(to, Transport::udp);
 }

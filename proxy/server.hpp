@@ -112,6 +112,8 @@ class Server {
   // socket at the end of the burst: a syscall each, and the peer woken once.
   void flush_batch(Listener& l);
   void flush_all_batches();
+  // A send that failed: counted and logged.
+  void send_failed(Transport transport, const Address& to, const char* why);
   void send_to_flow(const Flow& flow, std::string bytes);
   // Resolves host (IP literals at once). On a miss the message is copied and
   // replayed once the answer is cached; returns nullptr meanwhile.
@@ -152,7 +154,7 @@ class Server {
   // they carried has failed.
   void read_icmp_errors(Listener& l);
   // Whether the remembered request with this branch still waits on udp `to`.
-  bool waits_on(const std::string& branch, const Address& to);
+  bool waits_on(const std::string& branch, const Address& to) const;
   // A response to a remembered request: false when it is absorbed here (a 503
   // answered by failing over, or a late answer from a target left).
   bool note_response(const sip::Message& m, const Source& in);

@@ -61,12 +61,7 @@ inline constexpr CharSet kTokenChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
 
 constexpr bool is_token_char(char c) { return kTokenChars.has(c); }
 
-constexpr bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!is_token_char(c)) return false;
-  return true;
-}
+constexpr bool is_token(std::string_view s) { return !s.empty() && kTokenChars.all_in(s); }
 
 // Parses an unsigned decimal that must fill the whole view.
 template <class T>
@@ -118,5 +113,10 @@ std::optional<std::string_view> find_param(std::string_view params, std::string_
 // returns the end. Faster than inet_ntop, which goes through sprintf: the
 // proxy and the capture reader format addresses for every message.
 char* write_ipv4(const unsigned char* bytes, char* out);
+
+// Reads a dotted-quad IPv4 address into bytes (4, network order) as inet_pton
+// does (no leading zeros, which some parsers read as octal), without its copy
+// into a C string: the relay and the hints read a few per message.
+bool read_ipv4(std::string_view text, unsigned char* bytes);
 
 }  // namespace sw::sip

@@ -1,4 +1,5 @@
 // URI, name-addr, Via and parameter parsing. Table-driven; each row is traced.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -513,6 +514,22 @@ TEST(TagOf, SecondFromValueIsRejected) {
   // Either code fits; what matters is that the message is refused.
   EXPECT_TRUE(r.error().code == Errc::bad_header || r.error().code == Errc::duplicate_header)
       << r.error().detail;
+}
+
+// read_ipv4 accepts exactly what inet_pton(AF_INET) accepts, with the same bytes.
+TEST(ReadIpv4, AgreesWithInetPton) {
+  const char* rows[] = {"192.0.2.1", "0.0.0.0", "255.255.255.255", "10.0.0.01", "256.1.1.1", "1.2.3", "1.2.3.4.5",
+                        "1..2.3", "1.2.3.4 ", " 1.2.3.4", "1.2.3.", ".1.2.3", "1234.1.1.1", "01.2.3.4", "1.2.3.4a",
+                        "", "a.b.c.d", "127.0.0.1", "1.2.3.255", "1.2.3.-1"};
+  for (const char* text : rows) {
+    SCOPED_TRACE(text);
+    unsigned char ours[4] = {}, theirs[4] = {};
+    const bool read = sw::sip::read_ipv4(text, ours);
+    ASSERT_EQ(read, inet_pton(AF_INET, text, theirs) == 1);
+    if (read) {
+      EXPECT_EQ(std::string_view(reinterpret_cast<char*>(ours), 4), std::string_view(reinterpret_cast<char*>(theirs), 4));
+    }
+  }
 }
 
 }  // namespace
