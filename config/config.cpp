@@ -295,7 +295,12 @@ Config read(const YAML::Node& root, const Reader& r) {
   Config c;
   c.path = r.file();
   if (!root || root.IsNull()) return c;
-  r.check_keys(root, "", {"listen", "upstream", "dns", "challenge", "diag", "lab", "relay", "limits", "metrics", "log"});
+  r.check_keys(root, "",
+               {"workers", "listen", "upstream", "dns", "challenge", "diag", "lab", "relay", "limits", "metrics", "log"});
+  if (root["workers"]) {
+    const auto& w = root["workers"];
+    c.workers = w.IsScalar() && w.Scalar() == "auto" ? 0 : r.number(w, "workers", 1, kMaxWorkers);
+  }
   if (root["listen"]) {
     const auto& l = root["listen"];
     if (!l.IsSequence() || l.size() == 0) r.fail(l, "listen", "expected a non-empty list of listeners");
@@ -318,6 +323,16 @@ Config read(const YAML::Node& root, const Reader& r) {
       if (!levels.count(c.log.level))
         r.fail(root["log"]["level"], "log.level", "expected trace, debug, info, warn, error, critical or off");
     }
+  }
+  if (c.workers != 1) {
+    // What a worker keeps per flow must come back to it: calls to a registered
+    // phone find its worker through Path; lab seals and the capture file have
+    // one writer.
+    const char* conflict = c.lab.role != LabRole::none ? "lab.role"
+                           : !c.diag.capture.empty()   ? "diag.capture"
+                           : !c.relay.add_path         ? "relay.add_path: false"
+                                                       : nullptr;
+    if (conflict) r.fail(root["workers"], "workers", std::string("more than one worker does not work with ") + conflict);
   }
   // Files named in the config are relative to the config file's folder.
   auto relative = [&](std::string& path) {

@@ -135,8 +135,14 @@ struct Log {
   std::string level = "info";  // trace debug info warn error critical off
 };
 
+inline constexpr std::uint64_t kMaxWorkers = 64;
+
 struct Config {
   std::string path;  // file it came from ("" for the built-in default)
+  // Event loops, each in its own thread; 0 = auto (one per CPU the process may
+  // run on). Above 1, each UDP port is shared with SO_REUSEPORT and each worker
+  // reaches the upstream from a UDP port of its own (see docs/ARCHITECTURE.md).
+  std::size_t workers = 1;
   std::vector<Listen> listen{{Transport::udp, "0.0.0.0", 5060, "", "", "", "", VerifyClients::none},
                              {Transport::tcp, "0.0.0.0", 5060, "", "", "", "", VerifyClients::none}};
   Upstream upstream;

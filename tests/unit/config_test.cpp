@@ -54,6 +54,13 @@ log: { level: debug }
   EXPECT_EQ(c.relay.max_tcp_connections, 10u);
 }
 
+TEST(Config, Workers) {
+  EXPECT_EQ(load_string("", "empty.yaml").workers, 1u);
+  EXPECT_EQ(load_string("workers: 4\n", "four.yaml").workers, 4u);
+  EXPECT_EQ(load_string("workers: auto\n", "auto.yaml").workers, 0u);  // resolved at start
+  EXPECT_EQ(load_string("workers: 1\nlab: { role: outer, key_file: lab.key }\n", "one.yaml").workers, 1u);
+}
+
 TEST(Config, BruteForceGuard) {
   auto d = load_string("", "empty.yaml").challenge;
   EXPECT_EQ(d.max_failures, 5u);
@@ -155,6 +162,13 @@ TEST(Config, ErrorsNameFileLineColumnAndKeyPath) {
       {"metrics: { listen: \"127.0.0.1\" }\n", "metrics.listen: expected an IP address and a port"},
       {"metrics: { listen: \"127.0.0.1:99999\" }\n", "metrics.listen: expected an IP address and a port"},
       {"metrics: { port: 9090 }\n", "bad.yaml:1:12: metrics.port: unknown key"},
+      {"workers: 0\n", "bad.yaml:1:10: workers: expected an integer from 1 to 64"},
+      {"workers: 65\n", "workers: expected an integer from 1 to 64"},
+      {"workers: many\n", "workers: expected an integer from 1 to 64"},
+      {"workers: 2\nlab: { role: inner, key_file: lab.key }\n",
+       "bad.yaml:1:10: workers: more than one worker does not work with lab.role"},
+      {"workers: auto\ndiag: { capture: x.pcap }\n", "workers: more than one worker does not work with diag.capture"},
+      {"workers: 2\nrelay: { add_path: false }\n", "workers: more than one worker does not work with relay.add_path"},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.yaml);
