@@ -7,13 +7,20 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <sched.h>
+
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "auth/credentials.hpp"
+#include "auth/mac.hpp"
 #include "config/config.hpp"
 #include "diag/alg_report.hpp"
 #include "diag/capture/analysis.hpp"
@@ -71,22 +78,40 @@ Stores load_stores(const sw::config::Config& cfg) {
   return stores;
 }
 
-// The verdict log: one JSON object per line. Lines are gathered and written
-// whole, at most kVerdictFlushMs after the first of them (or once 64 KiB wait):
-// a reader (or a crash) never sees half a line, and a busy proxy does not pay a
-// write per flow.
+// The verdict log: one JSON object per line. Each worker gathers its lines and
+// hands them over whole, at most kVerdictFlushMs after the first of them (or
+// once 64 KiB wait): a reader (or a crash) never sees half a line, lines of two
+// workers never mix, and a busy proxy does not pay a write per flow.
 constexpr std::uint64_t kVerdictFlushMs = 100;
 constexpr std::size_t kVerdictBufferBytes = 64 * 1024;
 
-class VerdictLog {
+class VerdictFile {
  public:
-  explicit VerdictLog(const std::string& path)
+  explicit VerdictFile(const std::string& path)
       : file_(path == "-" ? stdout : std::fopen(path.c_str(), "a")), owned_(path != "-") {}
-  ~VerdictLog() {
-    flush();
+  VerdictFile(const VerdictFile&) = delete;
+  VerdictFile& operator=(const VerdictFile&) = delete;
+  ~VerdictFile() {
     if (file_ && owned_) std::fclose(file_);
   }
   bool ok() const { return file_ != nullptr; }
+  void write(const std::string& lines) {
+    std::lock_guard lock(mutex_);
+    std::fwrite(lines.data(), 1, lines.size(), file_);
+    std::fflush(file_);
+  }
+
+ private:
+  std::FILE* file_;
+  bool owned_;
+  std::mutex mutex_;
+};
+
+// One worker's lines on their way to the file.
+class VerdictLog {
+ public:
+  explicit VerdictLog(VerdictFile& file) : file_(file) {}
+  ~VerdictLog() { flush(); }
   // Flushes on the loop's clock from now on (before that: at every line).
   void attach(uv_loop_t* loop) {
     uv_timer_init(loop, &timer_);
@@ -109,18 +134,165 @@ class VerdictLog {
   }
   void flush() {
     if (pending_.empty()) return;
-    std::fwrite(pending_.data(), 1, pending_.size(), file_);
-    std::fflush(file_);
+    file_.write(pending_);
     pending_.clear();
   }
 
  private:
-  std::FILE* file_;
-  bool owned_;
+  VerdictFile& file_;
   std::string pending_;
   uv_timer_t timer_{};
   bool attached_ = false;
 };
+
+// The CPUs this process may run on (workers: auto).
+std::size_t usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return static_cast<std::size_t>(std::max(1, CPU_COUNT(&set)));
+}
+
+// One event loop with its own Server and flow tracker: the kernel sends one
+// phone's datagrams to one worker, and the worker's own port brings the
+// upstream's answers back to it, so a flow's state never leaves its worker.
+// Worker 0 runs on the main thread's loop, next to the signals and /metrics;
+// the others run their loops in threads of their own and take work from the
+// main thread through post().
+class Worker {
+ public:
+  Worker(uv_loop_t* loop, const sw::config::Config& cfg, const Stores& stores,
+         std::shared_ptr<spdlog::logger> log, VerdictFile& verdict_file, std::vector<sw::diag::Observer*> extra,
+         sw::proxy::CaptureWriter* capture, std::string lab_key, sw::proxy::WorkerPlace place)
+      : loop_(loop),
+        log_(log),
+        verdict_log_(verdict_file),
+        tracker_(tracking(cfg, stores),
+                 [this](const sw::diag::Verdict& v) {
+                   verdicts_.count(v);
+                   verdict_log_.write(sw::diag::to_json_line(v));
+                   if (log_->should_log(spdlog::level::info)) log_->info("{}", sw::diag::to_human_line(v));
+                 }),
+        trace_(log),
+        capture_(capture) {
+    std::vector<sw::diag::Observer*> observers{&trace_, &tracker_};
+    observers.insert(observers.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<sw::proxy::Server>(loop_, cfg, log_, observers, stores.users, std::move(lab_key),
+                                                  std::move(place));
+    verdict_log_.attach(loop_);
+    uv_async_init(loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->run_posted(); });
+    wake_.data = this;
+    // Flows end on silence too (the client gave up): look once a second. The
+    // capture reaches its file on the same beat.
+    uv_timer_init(loop_, &tick_timer_);
+    tick_timer_.data = this;
+    uv_timer_start(&tick_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->tick(); }, 1000, 1000);
+  }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  sw::proxy::Server& server() { return *server_; }
+  sw::diag::FlowTracker& tracker() { return tracker_; }
+
+  // Runs work on this worker's loop, from any thread; false once it stopped.
+  bool post(std::function<void()> work) {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return false;
+    posted_.push_back(std::move(work));
+    uv_async_send(&wake_);
+    return true;
+  }
+
+  // On the worker's loop: closes every handle (its loop then ends); flows
+  // still open get their verdict now, so the log loses nothing.
+  void stop() {
+    server_->shutdown();
+    tracker_.finish(std::chrono::system_clock::now());
+    verdict_log_.detach();
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer_), nullptr);
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+  }
+
+  // On the worker's loop: its part of a metrics scrape.
+  void snapshot(sw::proxy::Snapshot& s) const {
+    server_->snapshot(s);
+    s.verdicts = verdicts_;
+    s.flows = tracker_.live_flows();
+    s.relay.limit(sw::proxy::Limit::max_flows) = tracker_.evictions();
+  }
+
+  void run_in_thread() {
+    thread_ = std::thread([this] { uv_run(loop_, UV_RUN_DEFAULT); });
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static sw::diag::TrackerSettings tracking(const sw::config::Config& cfg, const Stores& stores) {
+    sw::diag::TrackerSettings t;
+    t.flow_timeout = cfg.diag.flow_timeout;
+    t.max_flows = cfg.diag.max_flows;
+    t.redact = cfg.diag.redact;
+    t.known = stores.known;
+    return t;
+  }
+  void run_posted() {
+    std::vector<std::function<void()>> work;
+    {
+      std::lock_guard lock(mutex_);
+      work.swap(posted_);
+    }
+    for (auto& w : work) w();
+  }
+  void tick() {
+    tracker_.tick(std::chrono::system_clock::now());
+    if (capture_) capture_->flush();
+    if (tracker_.evictions() != evictions_) {
+      log_->warn("diag: {} flows dropped without a verdict, diag.max_flows reached ({} live)",
+                 tracker_.evictions() - evictions_, tracker_.live_flows());
+      evictions_ = tracker_.evictions();
+    }
+  }
+
+  uv_loop_t* loop_;
+  std::shared_ptr<spdlog::logger> log_;
+  VerdictLog verdict_log_;
+  sw::proxy::VerdictCounts verdicts_;
+  sw::diag::FlowTracker tracker_;
+  TraceLog trace_;
+  sw::proxy::CaptureWriter* capture_;  // worker 0's, when diag.capture is set
+  std::unique_ptr<sw::proxy::Server> server_;
+  uv_timer_t tick_timer_{};
+  std::uint64_t evictions_ = 0;
+  uv_async_t wake_{};
+  std::mutex mutex_;
+  std::vector<std::function<void()>> posted_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+// "workers: 2 (udp 127.0.0.1:5060 shared; own udp ports 40001, 40002)"
+std::string describe_workers(const std::vector<std::unique_ptr<Worker>>& workers,
+                             const std::vector<sw::proxy::Address>& shared, const sw::config::Config& cfg) {
+  std::string text = "workers: " + std::to_string(workers.size()) + " (";
+  const char* sep = "";
+  for (std::size_t i = 0; i < shared.size(); ++i) {
+    if (cfg.listen[i].transport != sw::proxy::Transport::udp) continue;
+    text += sep + std::string("udp ") + shared[i].to_string();
+    sep = ", ";
+  }
+  text += " shared; own udp ports ";
+  sep = "";
+  for (const auto& w : workers)
+    for (const auto& ep : w->server().own_endpoints()) {
+      text += sep + std::to_string(ep.port);
+      sep = ", ";
+    }
+  return text + ")";
+}
 
 int run(const std::string& config_path, bool check_only) {
   sw::config::Config cfg;
@@ -149,22 +321,15 @@ int run(const std::string& config_path, bool check_only) {
   log->flush_on(spdlog::level::trace);  // the log is how people watch it: never hold lines back
 
   std::signal(SIGPIPE, SIG_IGN);
-  VerdictLog verdict_log(cfg.diag.verdict_log);
-  if (!verdict_log.ok()) {
+  VerdictFile verdict_file(cfg.diag.verdict_log);
+  if (!verdict_file.ok()) {
     log->error("diag.verdict_log: cannot open {}: {}", cfg.diag.verdict_log, std::strerror(errno));
     return 1;
   }
-  sw::diag::TrackerSettings tracking;
-  tracking.flow_timeout = cfg.diag.flow_timeout;
-  tracking.max_flows = cfg.diag.max_flows;
-  tracking.redact = cfg.diag.redact;
-  tracking.known = stores.known;
-  sw::proxy::VerdictCounts verdicts;
-  sw::diag::FlowTracker tracker(tracking, [&](const sw::diag::Verdict& v) {
-    verdicts.count(v);
-    verdict_log.write(sw::diag::to_json_line(v));
-    if (log->should_log(spdlog::level::info)) log->info("{}", sw::diag::to_human_line(v));
-  });
+  const std::size_t worker_count = cfg.workers ? cfg.workers : usable_cpus();
+  // A phone may come back on another source port, and so to another worker:
+  // every worker must know the others' nonces.
+  if (worker_count > 1 && cfg.challenge.secret.empty()) cfg.challenge.secret = sw::auth::random_hex(32);
 
   // diag.capture: outlives the server that feeds it; its destructor completes the file.
   std::unique_ptr<sw::proxy::CaptureWriter> capture;
@@ -177,144 +342,164 @@ int run(const std::string& config_path, bool check_only) {
   }
 
   uv_loop_t* loop = uv_default_loop();
-  verdict_log.attach(loop);
-  TraceLog trace(log);
-  std::vector<sw::diag::Observer*> observers{&trace, &tracker};
-  if (capture) observers.push_back(capture.get());
+  std::vector<sw::diag::Observer*> extra;
+  if (capture) extra.push_back(capture.get());
   // lab.role: what the device under test rewrites, per path, as it is found.
   std::unique_ptr<sw::diag::AlgReport> alg_report;
   if (!lab_key.empty()) {
     alg_report = std::make_unique<sw::diag::AlgReport>([log](const std::string& line) { log->warn("{}", line); });
-    observers.push_back(alg_report.get());
+    extra.push_back(alg_report.get());
     log->info("lab: role {}, sealing toward and checking from the {} side",
               cfg.lab.role == sw::config::LabRole::inner ? "inner" : "outer",
               cfg.lab.role == sw::config::LabRole::inner ? "upstream" : "phone");
   }
-  sw::proxy::Server server(loop, cfg, log, observers, stores.users, lab_key);
+  // Loops of the workers after the first (the config refuses lab mode and the
+  // capture with more than one worker: they are worker 0's alone).
+  std::vector<std::unique_ptr<uv_loop_t>> worker_loops;
+  std::vector<std::unique_ptr<Worker>> workers;
+  workers.push_back(std::make_unique<Worker>(loop, cfg, stores, log, verdict_file, extra, capture.get(), lab_key,
+                                             sw::proxy::WorkerPlace{0, worker_count, {}}));
 
-  // Flows end on silence too (the client gave up): look once a second. The
-  // capture reaches its file on the same beat.
-  struct Ticker {
-    sw::diag::FlowTracker* tracker;
-    sw::proxy::CaptureWriter* capture;
-    std::shared_ptr<spdlog::logger> log;
-    std::uint64_t evictions = 0;
-  } ticker{&tracker, capture.get(), log};
-  uv_timer_t tick_timer{};
-  uv_timer_init(loop, &tick_timer);
-  tick_timer.data = &ticker;
-  uv_timer_start(
-      &tick_timer,
-      [](uv_timer_t* t) {
-        auto* tk = static_cast<Ticker*>(t->data);
-        tk->tracker->tick(std::chrono::system_clock::now());
-        if (tk->capture) tk->capture->flush();
-        if (tk->tracker->evictions() != tk->evictions) {
-          tk->log->warn("diag: {} flows dropped without a verdict, diag.max_flows reached ({} live)",
-                        tk->tracker->evictions() - tk->evictions, tk->tracker->live_flows());
-          tk->evictions = tk->tracker->evictions();
-        }
-      },
-      1000, 1000);
-  // metrics.listen: a scrape gathers the counters from their owners, on the loop.
+  // metrics.listen: a scrape gathers the counters from their owners, each on its own loop.
   std::unique_ptr<sw::proxy::MetricsListener> metrics;
   if (!cfg.metrics.listen.empty()) {
     auto started = std::chrono::steady_clock::now();
-    metrics = std::make_unique<sw::proxy::MetricsListener>(loop, log, [&server, &tracker, &verdicts, started] {
+    metrics = std::make_unique<sw::proxy::MetricsListener>(loop, log, [&workers, started] {
       sw::proxy::Snapshot s;
-      server.snapshot(s);
-      s.verdicts = verdicts;
-      s.flows = tracker.live_flows();
-      s.relay.limit(sw::proxy::Limit::max_flows) = tracker.evictions();
+      workers[0]->snapshot(s);
+      for (std::size_t i = 1; i < workers.size(); ++i) {
+        auto part = std::make_shared<std::promise<sw::proxy::Snapshot>>();
+        auto answer = part->get_future();
+        auto* w = workers[i].get();
+        // A worker that has stopped (draining) has nothing to add.
+        if (!w->post([w, part] {
+              sw::proxy::Snapshot mine;
+              w->snapshot(mine);
+              part->set_value(mine);
+            }))
+          continue;
+        if (answer.wait_for(std::chrono::seconds(2)) == std::future_status::ready) add(s, answer.get());
+      }
       s.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       return sw::proxy::render_prometheus(s);
     });
   }
-  int rc = 0;
   // The metrics listener first: it is up by the time "ready" is logged.
-  if ((metrics && !metrics->start(cfg.metrics.host, cfg.metrics.port)) || !server.start()) {
-    server.shutdown();
-    if (metrics) metrics->close();
-    verdict_log.detach();
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer), nullptr);
-    rc = 1;
+  bool started = (!metrics || metrics->start(cfg.metrics.host, cfg.metrics.port)) && workers[0]->server().start();
+  std::vector<sw::proxy::Address> shared;
+  if (started) shared = workers[0]->server().listen_addresses();
+  for (std::size_t i = 1; started && i < worker_count; ++i) {
+    worker_loops.push_back(std::make_unique<uv_loop_t>());
+    uv_loop_init(worker_loops.back().get());
+    workers.push_back(std::make_unique<Worker>(worker_loops.back().get(), cfg, stores, log, verdict_file,
+                                               std::vector<sw::diag::Observer*>{}, nullptr, lab_key,
+                                               sw::proxy::WorkerPlace{i, worker_count, shared}));
+    started = workers.back()->server().start();
   }
-  // SIGTERM / SIGINT: drain (transactions in flight finish, nothing new
-  // starts), then close every handle so uv_run returns and we exit 0.
-  struct Stopper {
-    sw::proxy::Server* server;
+  // A Via or Route naming any worker's own port is ours, whichever worker reads it.
+  for (auto& w : workers)
+    for (auto& other : workers)
+      if (other != w) w->server().also_ours(other->server().own_endpoints());
+
+  // SIGTERM / SIGINT: every worker drains (transactions in flight finish,
+  // nothing new starts) and closes its handles; once all have, the main loop
+  // closes its own, uv_run returns and we exit 0. SIGHUP: reload the config
+  // file, the TLS certificates and the users file; a broken file keeps what is running.
+  struct Control {
+    std::vector<std::unique_ptr<Worker>>* workers;
     sw::proxy::MetricsListener* metrics;  // null without metrics.listen
     std::string config_path;
     std::string challenge_realm;  // the running challenger's: users without a realm of their own belong to it
-    sw::diag::FlowTracker* tracker;
-    VerdictLog* verdict_log;
-    uv_timer_t* tick_timer;
     uv_signal_t signals[3];
-    void stop() {
-      server->shutdown();
+    uv_async_t worker_stopped{};
+    std::atomic<std::size_t> stopped{0};
+    void stop_worker(Worker* w) {
+      w->stop();
+      ++stopped;
+      uv_async_send(&worker_stopped);
+    }
+    void close_when_all_stopped() {
+      if (stopped < workers->size()) return;
       if (metrics) metrics->close();
-      // Flows still open get their verdict now: the log loses nothing.
-      tracker->finish(std::chrono::system_clock::now());
-      verdict_log->detach();
-      uv_close(reinterpret_cast<uv_handle_t*>(tick_timer), nullptr);
       for (auto& h : signals)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped), nullptr);
     }
-  } stopper{&server, metrics.get(), config_path, cfg.challenge.realm, &tracker, &verdict_log, &tick_timer, {}};
-  if (rc == 0) {
-    const int numbers[2] = {SIGTERM, SIGINT};
-    for (int i = 0; i < 2; ++i) {
-      uv_signal_init(loop, &stopper.signals[i]);
-      stopper.signals[i].data = &stopper;
+  } control{&workers, metrics.get(), config_path, cfg.challenge.realm, {}, {}, {}};
+  uv_async_init(loop, &control.worker_stopped,
+                [](uv_async_t* a) { static_cast<Control*>(a->data)->close_when_all_stopped(); });
+  control.worker_stopped.data = &control;
+  const int numbers[3] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; ++i) {
+    uv_signal_init(loop, &control.signals[i]);
+    control.signals[i].data = &control;
+  }
+  int rc = 0;
+  if (!started) {
+    rc = 1;
+    for (auto& w : workers) control.stop_worker(w.get());
+  } else {
+    if (worker_count > 1) log->info("{}", describe_workers(workers, shared, cfg));
+    log->info("ready: relaying to {} ({} listeners)", cfg.upstream.uri, cfg.listen.size());
+    for (int i = 0; i < 2; ++i)
       uv_signal_start(
-          &stopper.signals[i],
+          &control.signals[i],
           [](uv_signal_t* s, int signum) {
-            auto* st = static_cast<Stopper*>(s->data);
+            auto* c = static_cast<Control*>(s->data);
             spdlog::get("sipwitness")->info("signal {}: stopping", signum);
-            st->server->drain([st] { st->stop(); });  // a second signal stops at once
+            for (auto& worker : *c->workers) {
+              auto* w = worker.get();
+              // A second signal stops at once (drain calls done then).
+              w->post([c, w] { w->server().drain([c, w] { c->stop_worker(w); }); });
+            }
           },
           numbers[i]);
-    }
-    // SIGHUP: reload the config file, the TLS certificates and the users file;
-    // a broken file keeps what is running.
-    uv_signal_init(loop, &stopper.signals[2]);
-    stopper.signals[2].data = &stopper;
     uv_signal_start(
-        &stopper.signals[2],
+        &control.signals[2],
         [](uv_signal_t* s, int) {
-          auto* st = static_cast<Stopper*>(s->data);
+          auto* c = static_cast<Control*>(s->data);
           auto logger = spdlog::get("sipwitness");
-          st->server->reload_tls();
+          for (auto& worker : *c->workers) worker->post([w = worker.get()] { w->server().reload_tls(); });
           sw::config::Config fresh_cfg;
           try {
-            fresh_cfg = sw::config::load_file(st->config_path);
+            fresh_cfg = sw::config::load_file(c->config_path);
           } catch (const sw::config::ConfigError& e) {
             logger->error("SIGHUP: kept the running config: {}", e.what());
             return;
           }
           logger->set_level(spdlog::level::from_str(fresh_cfg.log.level));
           logger->info("SIGHUP: reloaded the config: log.level {}, users and known credentials now; "
-                       "listen, upstream, dns, relay, limits, challenge settings, diag and lab at the next start",
+                       "workers, listen, upstream, dns, relay, limits, challenge settings, diag and lab at the next start",
                        fresh_cfg.log.level);
           if (fresh_cfg.challenge.users.empty() && fresh_cfg.diag.known_credentials.empty()) return;
           // The challenger keeps its realm until the next start: users without
           // a realm of their own are its users, whatever the file says now.
-          fresh_cfg.challenge.realm = st->challenge_realm;
+          fresh_cfg.challenge.realm = c->challenge_realm;
           try {
             auto fresh = load_stores(fresh_cfg);
             logger->info("SIGHUP: reloaded users ({} users, {} known credentials)",
                          fresh.users ? fresh.users->size() : 0, fresh.known ? fresh.known->size() : 0);
-            // No users file now: the running users stay (a challenger without
-            // users would refuse everyone) until the next start.
-            if (fresh.users) st->server->reload_users(std::move(fresh.users));
-            st->tracker->set_known(std::move(fresh.known));
+            for (auto& worker : *c->workers)
+              worker->post([w = worker.get(), fresh] {
+                // No users file now: the running users stay (a challenger
+                // without users would refuse everyone) until the next start.
+                if (fresh.users) w->server().reload_users(fresh.users);
+                w->tracker().set_known(fresh.known);
+              });
           } catch (const sw::config::ConfigError& e) {
             logger->error("SIGHUP: kept the running users: {}", e.what());
           }
         },
         SIGHUP);
+    for (std::size_t i = 1; i < workers.size(); ++i) workers[i]->run_in_thread();
   }
   uv_run(loop, UV_RUN_DEFAULT);
+  for (auto& w : workers) w->join();
+  // Without threads (a failed start) the other loops still close their handles here.
+  for (auto& l : worker_loops) {
+    uv_run(l.get(), UV_RUN_DEFAULT);
+    uv_loop_close(l.get());
+  }
   uv_loop_close(loop);
   if (alg_report)
     for (const auto& line : alg_report->summary()) log->info("{}", line);

@@ -116,6 +116,47 @@ constexpr std::array<std::string_view, 2> kDirections{"received", "sent"};
 
 }  // namespace
 
+namespace {
+template <class T, std::size_t N>
+void add_each(std::array<T, N>& total, const std::array<T, N>& part) {
+  for (std::size_t i = 0; i < N; ++i) total[i] += part[i];
+}
+void add_each(MessageCounts& total, const MessageCounts& part) {
+  add_each(total.requests, part.requests);
+  add_each(total.responses, part.responses);
+}
+}  // namespace
+
+void add(Snapshot& total, const Snapshot& part) {
+  auto& r = total.relay;
+  const auto& p = part.relay;
+  r.received += p.received;
+  r.forwarded_requests += p.forwarded_requests;
+  r.forwarded_responses += p.forwarded_responses;
+  r.replied += p.replied;
+  r.absorbed += p.absorbed;
+  r.send_failures += p.send_failures;
+  r.tls_failures += p.tls_failures;
+  add_each(r.in, p.in);
+  add_each(r.out, p.out);
+  add_each(r.dropped, p.dropped);
+  add_each(r.rejected, p.rejected);
+  add_each(r.limits, p.limits);
+  auto& c = total.challenges;
+  c.challenges += part.challenges.challenges;
+  c.accepted += part.challenges.accepted;
+  c.failures += part.challenges.failures;
+  c.forbidden += part.challenges.forbidden;
+  c.source_blocks += part.challenges.source_blocks;
+  c.user_blocks += part.challenges.user_blocks;
+  for (std::size_t i = 0; i < total.verdicts.counts.size(); ++i)
+    add_each(total.verdicts.counts[i], part.verdicts.counts[i]);
+  total.tcp_connections += part.tcp_connections;
+  total.tls_connections += part.tls_connections;
+  total.flows += part.flows;
+  total.bindings += part.bindings;
+}
+
 std::string render_prometheus(const Snapshot& s) {
   Exposition e;
   const auto& r = s.relay;

@@ -120,6 +120,9 @@ struct Snapshot {
   double uptime_seconds = 0;
 };
 
+// Sums another worker's part of a scrape into total (uptime is total's own).
+void add(Snapshot& total, const Snapshot& part);
+
 // The Prometheus text exposition format 0.0.4 of a snapshot.
 std::string render_prometheus(const Snapshot& s);
 // A label value as the format wants it: backslash, double quote and newline escaped.

@@ -57,6 +57,37 @@ bool is_loopback(const Address& a) { return a.ip().starts_with("127.") || a.ip()
 
 sip::Framing framing_of(Transport t) { return t == Transport::udp ? sip::Framing::datagram : sip::Framing::stream; }
 
+// A UDP socket that shares its port with the other workers' sockets: the
+// kernel spreads senders over them by a hash of their address and port.
+int bind_reuseport(const Address& addr, uv_os_sock_t* out) {
+  int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 || ::bind(fd, addr.sa(), addr.len()) != 0) {
+    int error = errno;
+    ::close(fd);
+    return uv_translate_sys_error(error);
+  }
+  *out = fd;
+  return 0;
+}
+
+// SO_REUSEPORT would let a second sipwitness join our port unnoticed: the
+// first worker binds it alone once, as a single worker would, to see it is
+// free (and to learn the port the kernel picks for port 0).
+int claim_port(const Address& addr, Address* claimed) {
+  int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  int rc = ::bind(fd, addr.sa(), addr.len()) == 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) == 0
+               ? 0
+               : uv_translate_sys_error(errno);
+  ::close(fd);
+  if (rc == 0) *claimed = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound));
+  return rc;
+}
+
 // Our branch in what could be read of a message (an ICMP error returns only its start).
 std::string top_via_branch(const sip::Salvage& m) {
   for (const auto& [id, value] : m.headers)
@@ -75,6 +106,7 @@ struct Server::Listener {
   config::Listen cfg;
   LocalEndpoint endpoint;  // advertised in Via / Record-Route / Path
   Address bound;
+  bool own = false;  // a worker's own UDP port (config workers), not a configured listener
   uv_udp_t udp{};
   uv_tcp_t tcp{};
   struct Datagram {
@@ -129,13 +161,14 @@ void Server::limit_hit(Limit limit, const Detail& detail) {
 
 Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
                std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users,
-               std::string lab_key)
+               std::string lab_key, WorkerPlace place)
     : loop_(loop),
       cfg_(std::move(cfg)),
       log_(std::move(log)),
       observers_(std::move(observers)),
       limits_{cfg_.limits.max_message_bytes, cfg_.limits.max_headers, cfg_.limits.max_line_bytes},
       secret_(auth::random_hex(16)),
+      place_(std::move(place)),
       bindings_(cfg_.relay.max_bindings),
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
       seal_prefix_(auth::random_hex(4)),
@@ -202,8 +235,83 @@ bool Server::reload_tls() { return load_tls(true); }
 
 Server::~Server() = default;
 
+int Server::open_udp(Listener& l, const Address& addr, bool shared) {
+  uv_udp_init(loop_, &l.udp);
+  l.udp.data = &l;
+  int rc = 0;
+  if (shared) {
+    Address port = addr;
+    if (place_.index == 0) rc = claim_port(addr, &port);
+    uv_os_sock_t fd = -1;
+    if (rc == 0) rc = bind_reuseport(port, &fd);
+    if (rc == 0 && (rc = uv_udp_open(&l.udp, fd)) != 0) ::close(fd);
+  } else {
+    rc = uv_udp_bind(&l.udp, addr.sa(), 0);
+  }
+  if (rc != 0) return rc;
+  int receive = kUdpSocketBuffer, send = kUdpSocketBuffer;
+  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l.udp), &receive);
+  uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l.udp), &send);
+  receive = send = 0;  // 0 reads back what the kernel granted (twice the request, as Linux counts)
+  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l.udp), &receive);
+  uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l.udp), &send);
+  log_->debug("listen[{}]: udp socket buffers {} bytes receive, {} send", l.index, receive, send);
+  // ICMP errors (port or host unreachable) for what we send, so a request
+  // to a dead next hop is answered at once (read_icmp_errors).
+  uv_os_fd_t fd = -1;
+  int on = 1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&l.udp), &fd) == 0) {
+    if (addr.family() == AF_INET6) ::setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof on);
+    ::setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof on);
+  }
+  rc = uv_udp_recv_start(&l.udp, &Server::on_udp_alloc, &Server::on_udp_recv);
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  if (rc == 0) rc = uv_udp_getsockname(&l.udp, reinterpret_cast<sockaddr*>(&bound), &len);
+  if (rc == 0) l.bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound));
+  return rc;
+}
+
+int Server::open_tcp(Listener& l, const Address& addr) {
+  uv_tcp_init(loop_, &l.tcp);
+  l.tcp.data = &l;
+  int rc = uv_tcp_bind(&l.tcp, addr.sa(), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l.tcp), 511, &Server::on_tcp_connection);
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  if (rc == 0) rc = uv_tcp_getsockname(&l.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+  if (rc == 0) l.bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound));
+  return rc;
+}
+
+void Server::advertise(Listener& l, std::vector<LocalEndpoint>& ours) {
+  l.endpoint.transport = l.cfg.transport;
+  l.endpoint.port = l.bound.port();
+  if (!l.cfg.advertise.empty()) {
+    auto hp = sip::parse_host_port(l.cfg.advertise);
+    l.endpoint.host = std::string(hp->host);
+    if (hp->port && !l.own) l.endpoint.port = hp->port;  // a worker's own port is not the one advertised
+  } else if (!l.bound.is_any()) {
+    l.endpoint.host = l.bound.host();
+  } else {
+    // Wildcard without advertise: the first non-loopback address of the family.
+    auto locals = local_addresses(l.bound.family());
+    l.endpoint.host = l.bound.family() == AF_INET6 ? "[::1]" : "127.0.0.1";
+    for (const auto& a : locals)
+      if (!is_loopback(a)) {
+        l.endpoint.host = a.host();
+        break;
+      }
+    for (const auto& a : locals) ours.push_back({l.cfg.transport, a.host(), l.bound.port()});
+  }
+  ours.push_back(l.endpoint);
+}
+
 bool Server::start() {
   if (!load_tls(false)) return false;
+  const bool workers = place_.count > 1;
+  // Every worker's listeners, in config order; TCP and TLS connections are
+  // accepted by the first worker only.
   for (std::size_t i = 0; i < cfg_.listen.size(); ++i) {
     auto l = std::make_unique<Listener>();
     l->server = this;
@@ -214,70 +322,44 @@ bool Server::start() {
       log_->error("listen[{}]: host {} is not an IP address", i, l->cfg.host);
       return false;
     }
-    int rc = 0;
-    sockaddr_storage bound{};
-    int len = sizeof bound;
-    if (l->cfg.transport == Transport::udp) {
-      uv_udp_init(loop_, &l->udp);
-      l->udp.data = l.get();
-      rc = uv_udp_bind(&l->udp, addr->sa(), 0);
-      if (rc == 0) {
-        int receive = kUdpSocketBuffer, send = kUdpSocketBuffer;
-        uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &receive);
-        uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &send);
-        receive = send = 0;  // 0 reads back what the kernel granted (twice the request, as Linux counts)
-        uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &receive);
-        uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&l->udp), &send);
-        log_->debug("listen[{}]: udp socket buffers {} bytes receive, {} send", i, receive, send);
-        // ICMP errors (port or host unreachable) for what we send, so a request
-        // to a dead next hop is answered at once (read_icmp_errors).
-        uv_os_fd_t fd = -1;
-        int on = 1;
-        if (uv_fileno(reinterpret_cast<uv_handle_t*>(&l->udp), &fd) == 0) {
-          if (addr->family() == AF_INET6) ::setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof on);
-          ::setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof on);
-        }
-        rc = uv_udp_recv_start(&l->udp, &Server::on_udp_alloc, &Server::on_udp_recv);
-      }
-      if (rc == 0) uv_udp_getsockname(&l->udp, reinterpret_cast<sockaddr*>(&bound), &len);
-    } else {
-      uv_tcp_init(loop_, &l->tcp);
-      l->tcp.data = l.get();
-      rc = uv_tcp_bind(&l->tcp, addr->sa(), 0);
-      if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, &Server::on_tcp_connection);
-      if (rc == 0) uv_tcp_getsockname(&l->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-    }
+    if (place_.index > 0) addr = place_.shared.at(i);
     auto* raw = l.get();
     listeners_.push_back(std::move(l));  // owned from here, so shutdown() closes it
+    int rc = 0;
+    if (raw->cfg.transport == Transport::udp) rc = open_udp(*raw, *addr, workers);
+    else if (place_.index == 0) rc = open_tcp(*raw, *addr);
+    else raw->bound = *addr;
     if (rc != 0) {
       log_->error("listen[{}]: cannot listen on {} {}: {}", i, config::to_string(raw->cfg.transport),
                   addr->to_string(), uv_strerror(rc));
       return false;
     }
-    raw->bound = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound));
-    raw->endpoint.transport = raw->cfg.transport;
-    raw->endpoint.port = raw->bound.port();
-    if (!raw->cfg.advertise.empty()) {
-      auto hp = sip::parse_host_port(raw->cfg.advertise);
-      raw->endpoint.host = std::string(hp->host);
-      if (hp->port) raw->endpoint.port = hp->port;
-    } else if (!raw->bound.is_any()) {
-      raw->endpoint.host = raw->bound.host();
-    } else {
-      // Wildcard without advertise: the first non-loopback address of the family.
-      auto locals = local_addresses(raw->bound.family());
-      raw->endpoint.host = raw->bound.family() == AF_INET6 ? "[::1]" : "127.0.0.1";
-      for (const auto& a : locals)
-        if (!is_loopback(a)) {
-          raw->endpoint.host = a.host();
-          break;
-        }
-      for (const auto& a : locals) ours_.push_back({raw->cfg.transport, a.host(), raw->bound.port()});
-    }
-    ours_.push_back(raw->endpoint);
-    log_->info("listening {} {} (advertised as {}:{})", config::to_string(raw->cfg.transport),
-               raw->bound.to_string(), raw->endpoint.host, raw->endpoint.port);
+    advertise(*raw, ours_);
+    if (place_.index == 0)
+      log_->info("listening {} {} (advertised as {}:{})", config::to_string(raw->cfg.transport),
+                 raw->bound.to_string(), raw->endpoint.host, raw->endpoint.port);
   }
+  // A worker's own UDP port per UDP listener: what it sends toward the upstream
+  // (and any next hop that is not a phone's flow) leaves from there and names
+  // it in Via, Record-Route and Path, so the answers come back to this worker.
+  for (std::size_t i = 0; workers && i < cfg_.listen.size(); ++i) {
+    const auto& shared = *listeners_[i];
+    if (shared.cfg.transport != Transport::udp) continue;
+    auto l = std::make_unique<Listener>();
+    l->server = this;
+    l->index = listeners_.size();
+    l->own = true;
+    l->cfg = shared.cfg;
+    auto* raw = l.get();
+    listeners_.push_back(std::move(l));
+    auto addr = Address::from_ip(shared.bound.ip(), 0);
+    if (int rc = open_udp(*raw, *addr, false); rc != 0) {
+      log_->error("listen[{}]: cannot open a worker's own udp port on {}: {}", i, addr->ip(), uv_strerror(rc));
+      return false;
+    }
+    advertise(*raw, own_endpoints_);
+  }
+  ours_.insert(ours_.end(), own_endpoints_.begin(), own_endpoints_.end());
   if (!listener_for(upstream_.transport, AF_INET) && !listener_for(upstream_.transport, AF_INET6)) {
     log_->error("no {} listener to reach the upstream {}", config::to_string(upstream_.transport), cfg_.upstream.uri);
     return false;
@@ -307,8 +389,14 @@ bool Server::start() {
   uv_check_init(loop_, &flush_check_);
   flush_check_.data = this;
   uv_check_start(&flush_check_, [](uv_check_t* c) { static_cast<Server*>(c->data)->flush_all_batches(); });
-  log_->info("ready: relaying to {} ({} listeners)", cfg_.upstream.uri, listeners_.size());
   return true;
+}
+
+std::vector<Address> Server::listen_addresses() const {
+  std::vector<Address> out;
+  for (const auto& l : listeners_)
+    if (!l->own) out.push_back(l->bound);
+  return out;
 }
 
 void Server::drain(std::function<void()> done) {
@@ -320,10 +408,11 @@ void Server::drain(std::function<void()> done) {
   // Stop accepting connections; UDP listeners stay open, since responses for
   // the transactions in flight arrive there.
   for (auto& l : listeners_)
-    if (l->cfg.transport != Transport::udp && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
+    if (l->cfg.transport != Transport::udp && l->tcp.loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
       uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
   auto waiting = in_flight();
-  log_->info("draining: {} transaction{} in flight, stopping within {}s", waiting, waiting == 1 ? "" : "s",
+  log_->info("{}draining: {} transaction{} in flight, stopping within {}s", worker_label(), waiting,
+             waiting == 1 ? "" : "s",
              cfg_.relay.drain_timeout.count());
   drained_ = std::move(done);
   drain_deadline_ = Clock::now() + cfg_.relay.drain_timeout;
@@ -349,13 +438,13 @@ void Server::shutdown() {
       uv_close(reinterpret_cast<uv_handle_t*>(timer), nullptr);
   if (resolver_) resolver_->close();
   auto sum = [](const auto& counts) { return std::accumulate(counts.begin(), counts.end(), std::uint64_t{0}); };
-  log_->info("stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
-             counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
+  log_->info("{}stopped: received={} forwarded_requests={} forwarded_responses={} replied={} dropped={} rejected={}",
+             worker_label(), counters_.received, counters_.forwarded_requests, counters_.forwarded_responses, counters_.replied,
              sum(counters_.dropped), sum(counters_.rejected));
   if (challenger_) {
     const auto& a = challenger_->stats();
-    log_->info("stopped: auth challenges={} accepted={} failures={} forbidden={} source_blocks={} user_blocks={}",
-               a.challenges, a.accepted, a.failures, a.forbidden, a.source_blocks, a.user_blocks);
+    log_->info("{}stopped: auth challenges={} accepted={} failures={} forbidden={} source_blocks={} user_blocks={}",
+               worker_label(), a.challenges, a.accepted, a.failures, a.forbidden, a.source_blocks, a.user_blocks);
   }
 }
 
@@ -1377,13 +1466,17 @@ Server::Listener* Server::listener_for(std::uint32_t preferred, Transport t, int
 }
 
 Server::Listener* Server::listener_for(Transport t, int family) {
-  Listener* fallback = nullptr;
-  for (auto& l : listeners_) {
-    if (l->cfg.transport != t) continue;
-    if (l->bound.family() == family) return l.get();
-    if (!fallback && l->bound.family() == AF_INET6 && l->bound.is_any()) fallback = l.get();  // dual stack
+  // A worker's own ports first: what it starts toward others is answered to it.
+  for (bool own : {true, false}) {
+    Listener* fallback = nullptr;
+    for (auto& l : listeners_) {
+      if (l->own != own || l->cfg.transport != t) continue;
+      if (l->bound.family() == family) return l.get();
+      if (!fallback && l->bound.family() == AF_INET6 && l->bound.is_any()) fallback = l.get();  // dual stack
+    }
+    if (fallback) return fallback;
   }
-  return fallback;
+  return nullptr;
 }
 
 std::optional<Address> Server::usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port) {

@@ -24,13 +24,21 @@
 
 namespace sw::proxy {
 
+// Which of the config's workers a server is. Workers after the first bind
+// the addresses the first one's listeners got (shared, in config order).
+struct WorkerPlace {
+  std::size_t index = 0;
+  std::size_t count = 1;
+  std::vector<Address> shared;
+};
+
 class Server {
  public:
   // users: the credential store for sipwitness's own challenges (challenge.enabled).
   // lab_key: the shared secret of lab.key_file, when lab.role is set.
   Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logger> log,
          std::vector<diag::Observer*> observers, std::shared_ptr<const auth::CredentialStore> users = nullptr,
-         std::string lab_key = {});
+         std::string lab_key = {}, WorkerPlace place = {});
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -38,6 +46,12 @@ class Server {
   // Binds every listener and logs "listening <transport> <address>"; false (after
   // logging why) when one cannot be bound.
   bool start();
+  // After start: the configured listeners' bound addresses, in config order.
+  std::vector<Address> listen_addresses() const;
+  // After start: this worker's own UDP ports as written in Via and Record-Route.
+  const std::vector<LocalEndpoint>& own_endpoints() const { return own_endpoints_; }
+  // The other workers' own ports: a Route or Via naming one is ours too.
+  void also_ours(const std::vector<LocalEndpoint>& endpoints) { ours_.insert(ours_.end(), endpoints.begin(), endpoints.end()); }
   // SIGTERM: stops accepting connections and new requests (503), lets the
   // transactions in flight finish, then calls done (at the latest after
   // relay.drain_timeout). A second call does not wait.
@@ -69,6 +83,12 @@ class Server {
     const sip::Message* relayed = nullptr;
     bool own_reply = false;
   };
+
+  // Start: binding listeners (shared: in the workers' SO_REUSEPORT group) and
+  // the endpoints they are advertised as (every local address of a wildcard into ours).
+  int open_udp(Listener& l, const Address& addr, bool shared);
+  int open_tcp(Listener& l, const Address& addr);
+  static void advertise(Listener& l, std::vector<LocalEndpoint>& ours);
 
   // Receive path.
   static void on_udp_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
@@ -212,6 +232,10 @@ class Server {
   // Sends a response sipwitness generated, and shows it to the observers.
   void send_local_reply(const Flow& to, std::string bytes);
   std::string describe(const Flow& f) const;
+  // "worker 1: " in front of a line about this worker alone, when there are several.
+  std::string worker_label() const {
+    return place_.count > 1 ? "worker " + std::to_string(place_.index) + ": " : std::string();
+  }
 
   uv_loop_t* loop_;
   config::Config cfg_;
@@ -220,8 +244,10 @@ class Server {
   bool observers_want_self_ = false;
   sip::ParseLimits limits_;
   std::string secret_;  // per-process, for our To tags
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  WorkerPlace place_;
+  std::vector<std::unique_ptr<Listener>> listeners_;  // the configured ones (config order), then own ports
   std::vector<LocalEndpoint> ours_;
+  std::vector<LocalEndpoint> own_endpoints_;
   Target upstream_;
   BindingTable bindings_;
   std::unique_ptr<auth::Challenger> challenger_;

@@ -179,5 +179,47 @@ TEST(Metrics, ExpositionFormat) {
   EXPECT_EQ(limits, kLimitNames.size());
 }
 
+// With several workers a scrape sums their parts: every sample of the total is
+// the sum of the parts' samples (uptime is the total's own).
+TEST(Metrics, WorkersPartsAddUpSampleBySample) {
+  Snapshot part;
+  auto& r = part.relay;
+  r.received = 1;
+  r.forwarded_requests = 2;
+  r.forwarded_responses = 3;
+  r.replied = 4;
+  r.absorbed = 5;
+  r.send_failures = 6;
+  r.tls_failures = 7;
+  for (auto* counts : {&r.in, &r.out}) {
+    counts->requests.fill(8);
+    counts->responses.fill(9);
+  }
+  r.dropped.fill(10);
+  r.rejected.fill(11);
+  r.limits.fill(12);
+  part.challenges = {13, 14, 15, 16, 17, 18};
+  for (auto& kind : part.verdicts.counts) kind.fill(19);
+  part.tcp_connections = 20;
+  part.tls_connections = 21;
+  part.flows = 22;
+  part.bindings = 23;
+  Snapshot total;
+  add(total, part);
+  add(total, part);
+  auto one = parse(render_prometheus(part)).samples;
+  auto two = parse(render_prometheus(total)).samples;
+  ASSERT_EQ(one.size(), two.size());
+  std::size_t checked = 0;
+  for (const auto& [key, value] : one) {
+    if (key.starts_with("sipwitness_build_info") || key == "sipwitness_uptime_seconds") continue;
+    SCOPED_TRACE(key);
+    ASSERT_NE(value, "0") << "every sample of the part is set";
+    EXPECT_EQ(two[key], std::to_string(2 * std::stoull(value)));
+    ++checked;
+  }
+  EXPECT_GT(checked, 1000u);  // every response code too
+}
+
 }  // namespace
 }  // namespace sw::proxy
