@@ -5,23 +5,30 @@
 namespace sw::sip {
 
 std::optional<std::string_view> find_param(std::string_view params, std::string_view name) {
-  std::size_t i = 0;
-  while (i < params.size()) {
-    if (params[i] != ';') { ++i; continue; }
+  // Only a quoted value can hold a ';' that does not end a parameter: without
+  // quotes the parameters are split by memchr instead of byte by byte.
+  const bool quoted = params.find('"') != std::string_view::npos;
+  std::size_t i = params.find(';');
+  while (i != std::string_view::npos) {
     ++i;
     std::size_t end = i;
-    bool in_quote = false;
-    while (end < params.size() && (in_quote || params[end] != ';')) {
-      if (params[end] == '"') in_quote = !in_quote;
-      else if (in_quote && params[end] == '\\') ++end;
-      ++end;
+    if (quoted) {
+      bool in_quote = false;
+      while (end < params.size() && (in_quote || params[end] != ';')) {
+        if (params[end] == '"') in_quote = !in_quote;
+        else if (in_quote && params[end] == '\\') ++end;
+        ++end;
+      }
+      end = std::min(end, params.size());
+    } else {
+      end = std::min(params.find(';', i), params.size());
     }
-    auto param = params.substr(i, std::min(end, params.size()) - i);
+    auto param = params.substr(i, end - i);
     auto eq = param.find('=');
     auto pname = trim(param.substr(0, eq));
     if (iequals(pname, name))
       return eq == std::string_view::npos ? std::string_view{} : trim(param.substr(eq + 1));
-    i = end;
+    i = end < params.size() ? end : std::string_view::npos;
   }
   return std::nullopt;
 }

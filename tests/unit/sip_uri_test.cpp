@@ -220,6 +220,9 @@ TEST(FindParam, Table) {
       {"name=1;a=2", "name", std::nullopt},  // text before the first ';' is not a parameter
       {"name=1;a=2", "a", "2"},
       {";a=1;a=2", "a", "1"},  // first occurrence wins
+      {";a;b;", "b", ""},
+      {";a;b;", "c", std::nullopt},
+      {";branch=z9hG4bKsw1.2;swl=0", "swl", "0"},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE("params '" + row.params + "' name '" + row.name + "'");
