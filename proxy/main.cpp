@@ -9,7 +9,6 @@
 
 #include <sched.h>
 
-#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -412,20 +411,25 @@ int run(const std::string& config_path, bool check_only) {
     std::string challenge_realm;  // the running challenger's: users without a realm of their own belong to it
     uv_signal_t signals[3];
     uv_async_t worker_stopped{};
-    std::atomic<std::size_t> stopped{0};
+    // Counted and announced under one lock: the main loop must not close the
+    // announcement's handle between a worker's count and its send.
+    std::mutex mutex;
+    std::size_t stopped = 0;
     void stop_worker(Worker* w) {
       w->stop();
+      std::lock_guard lock(mutex);
       ++stopped;
       uv_async_send(&worker_stopped);
     }
     void close_when_all_stopped() {
+      std::lock_guard lock(mutex);
       if (stopped < workers->size()) return;
       if (metrics) metrics->close();
       for (auto& h : signals)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&h))) uv_close(reinterpret_cast<uv_handle_t*>(&h), nullptr);
       uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped), nullptr);
     }
-  } control{&workers, metrics.get(), config_path, cfg.challenge.realm, {}, {}, {}};
+  } control{&workers, metrics.get(), config_path, cfg.challenge.realm, {}, {}, {}, 0};
   uv_async_init(loop, &control.worker_stopped,
                 [](uv_async_t* a) { static_cast<Control*>(a->data)->close_when_all_stopped(); });
   control.worker_stopped.data = &control;
