@@ -114,6 +114,7 @@ struct Server::Listener {
     Address to;
   };
   std::vector<Datagram> batch;  // sent at the end of the read burst
+  bool read_datagram = false;   // in this wakeup's burst
 };
 
 struct Server::Connection {
@@ -464,11 +465,15 @@ void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, c
   if (nread < 0 || !addr) {
     // The burst is read (EAGAIN) or broken off: what it produced leaves now.
     self->flush_batch(*l);
-    // IP_RECVERR: an ICMP error shows as a receive error once, and keeps the
-    // socket readable until its queue is read (else the loop would spin).
-    self->read_icmp_errors(*l);
+    // IP_RECVERR: an ICMP error shows once as an error of a receive (or of a
+    // send), and keeps the socket readable until its queue is read (else the
+    // loop would spin). A wakeup that brought no datagram was for that queue;
+    // reading it after every burst cost a syscall per wakeup.
+    if (nread < 0 || !l->read_datagram) self->read_icmp_errors(*l);
+    l->read_datagram = false;
     return;
   }
+  l->read_datagram = true;
   if (nread == 0) return;
   Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
   if (flags & UV_UDP_PARTIAL) {
