@@ -7,10 +7,17 @@
 //
 //   sip_load uas --bind 127.0.0.1:PORT [--duration SECONDS]
 //   sip_load uac --target 127.0.0.1:PORT --rate R --count N [--bind 127.0.0.1:PORT]
-//                [--timeout-ms 2000] [--json]
+//                [--sockets K] [--timeout-ms 2000] [--json]
 //
 // Addresses must be loopback (127.0.0.0/8 or [::1]): a load generator must
 // never flood a real network by a typo.
+//
+// uac --sockets K (default 1): K UDP sockets on the --bind address (only the
+// first gets --bind's port, the others one of the kernel's choice); request n
+// leaves from socket n % K, with that socket's port in its Via and Contact, and
+// responses are read from all K. A proxy that spreads its load over several
+// SO_REUSEPORT sockets by the sender's address and port (sipwitness's
+// `workers:`) sees K senders instead of one.
 //
 // uac output: sent, answered (2xx), failed (sent but no 2xx: lost, timed out or
 // a non-2xx final), duplicates (extra finals for a finished transaction),
@@ -29,6 +36,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -54,6 +62,7 @@ constexpr unsigned kBatch = 64;               // datagrams per sendmmsg/recvmmsg
 constexpr std::size_t kRecvSlot = 16 * 1024;  // SIP over UDP stays well under this
 constexpr int kSockBuf = 4 * 1024 * 1024;
 constexpr std::string_view kBranchPrefix = "branch=z9hG4bK-sl-";
+constexpr unsigned kMaxSockets = 256;  // uac --sockets
 
 Nanos now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -94,8 +103,12 @@ timespec to_timespec(Nanos ns) {
   std::fprintf(stderr,
                "usage: sip_load uas --bind 127.0.0.1:PORT [--duration SECONDS]\n"
                "       sip_load uac --target 127.0.0.1:PORT --rate R --count N\n"
-               "                    [--bind 127.0.0.1:PORT] [--timeout-ms 2000] [--json]\n"
-               "addresses: 127.x.x.x:PORT or [::1]:PORT (loopback only)\n");
+               "                    [--bind 127.0.0.1:PORT] [--sockets K] [--timeout-ms 2000]\n"
+               "                    [--json]\n"
+               "  --sockets K: uac sends from K UDP sockets, request n from socket n %% K\n"
+               "               (default 1, at most %u)\n"
+               "addresses: 127.x.x.x:PORT or [::1]:PORT (loopback only)\n",
+               kMaxSockets);
   std::exit(2);
 }
 
@@ -156,6 +169,13 @@ std::optional<Endpoint> parse_endpoint(std::string_view s, bool allow_port0) {
   return ep;
 }
 
+void set_port(sockaddr_storage& a, std::uint16_t port) {
+  if (a.ss_family == AF_INET6)
+    reinterpret_cast<sockaddr_in6&>(a).sin6_port = htons(port);
+  else
+    reinterpret_cast<sockaddr_in&>(a).sin_port = htons(port);
+}
+
 std::uint16_t port_of(const sockaddr_storage& a) {
   return ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
                                        : reinterpret_cast<const sockaddr_in&>(a).sin_port);
@@ -175,8 +195,11 @@ int open_socket(Endpoint& bind_ep) {
   int got = 0;
   socklen_t gl = sizeof got;
   // Linux reports twice the requested size (bookkeeping overhead included).
-  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got < kSockBuf)
+  static bool warned = false;  // once, not once per socket of uac --sockets
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got < kSockBuf && !warned) {
     std::fprintf(stderr, "sip_load: warning: SO_RCVBUF is only %d bytes\n", got);
+    warned = true;
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&bind_ep.addr), bind_ep.len) != 0) die("bind");
   socklen_t len = sizeof bind_ep.addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&bind_ep.addr), &len);
@@ -412,55 +435,125 @@ struct UacResult {
 
 class Uac {
  public:
-  Uac(int fd, const Endpoint& target, const Endpoint& local, std::uint64_t count)
-      : fd_(fd), target_(target), state_(count, kUnsent), send_ns_(count, 0) {
+  // fds[s] is bound to locals[s]; request n leaves from fds[n % fds.size()].
+  Uac(const std::vector<int>& fds, const Endpoint& target, const std::vector<Endpoint>& locals,
+      std::uint64_t count)
+      : target_(target), state_(count, kUnsent), send_ns_(count, 0) {
     res_.latencies.reserve(count);
     std::random_device rd;
     char runid[16];
     std::snprintf(runid, sizeof runid, "%08x", rd());
-    std::string hostport = local.host + ":" + std::to_string(port_of(local.addr));
-    seg_[0] = "OPTIONS sip:2000@bench.test SIP/2.0\r\nVia: SIP/2.0/UDP " + hostport + ";" +
-              std::string(kBranchPrefix);
-    seg_[1] = ";rport\r\nFrom: <sip:1001@bench.test>;tag=sl";
-    seg_[2] = std::string("\r\nTo: <sip:2000@bench.test>\r\nCall-ID: sl-") + runid + "-";
-    seg_[3] = "@" + local.host + "\r\nCSeq: 1 OPTIONS\r\nContact: <sip:1001@" + hostport +
-              ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    for (std::size_t s = 0; s < fds.size(); ++s) {
+      pfds_.push_back(pollfd{fds[s], POLLIN, 0});
+      // Via and Contact name the socket the request leaves from.
+      const Endpoint& local = locals[s];
+      std::string hostport = local.host + ":" + std::to_string(port_of(local.addr));
+      auto& seg = segs_.emplace_back();
+      seg[0] = "OPTIONS sip:2000@bench.test SIP/2.0\r\nVia: SIP/2.0/UDP " + hostport + ";" +
+               std::string(kBranchPrefix);
+      seg[1] = ";rport\r\nFrom: <sip:1001@bench.test>;tag=sl";
+      seg[2] = std::string("\r\nTo: <sip:2000@bench.test>\r\nCall-ID: sl-") + runid + "-";
+      seg[3] = "@" + local.host + "\r\nCSeq: 1 OPTIONS\r\nContact: <sip:1001@" + hostport +
+               ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    }
     out_.resize(kBatch * kOutSlot);
     in_.resize(kBatch * kRecvSlot);
   }
 
-  // Sends requests [res_.sent, res_.sent + k); returns how many the kernel took.
+  // Sends k requests (1..kBatch): first those a full send buffer turned away
+  // last time, then the next new ones. k is what fell due and not sent yet,
+  // which includes those turned away, so they always fit. Returns how many the
+  // kernel took; the others go first next time (blocked() says there are some).
   unsigned send_batch(unsigned k) {
+    const unsigned nsock = static_cast<unsigned>(pfds_.size());
+    struct Item {
+      unsigned sock;
+      std::uint64_t n;
+    };
+    Item items[kBatch];
+    unsigned m = 0;
+    for (; m < retry_n_; ++m) items[m] = {static_cast<unsigned>(retry_[m] % nsock), retry_[m]};
+    retry_n_ = 0;
+    for (; m < k; ++m, ++next_) items[m] = {static_cast<unsigned>(next_ % nsock), next_};
+    // One sendmmsg per socket: group the batch by socket. With one socket the
+    // items are in order already (turned-away ones are older than new ones).
+    if (nsock > 1)
+      std::sort(items, items + m, [](const Item& a, const Item& b) {
+        return a.sock != b.sock ? a.sock < b.sock : a.n < b.n;
+      });
     mmsghdr msgs[kBatch];
     iovec iov[kBatch];
-    for (unsigned i = 0; i < k; ++i) {
-      iov[i] = {out_.data() + i * kOutSlot, build(out_.data() + i * kOutSlot, res_.sent + i)};
+    for (unsigned i = 0; i < m; ++i) {
+      char* slot = out_.data() + i * kOutSlot;
+      iov[i] = {slot, build(slot, items[i].n, segs_[items[i].sock])};
       msgs[i] = {};
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
       msgs[i].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&target_.addr);
       msgs[i].msg_hdr.msg_namelen = target_.len;
     }
-    // One timestamp per batch, taken just before the datagrams enter the kernel;
-    // batches are a few messages, so later ones are stamped at most µs early.
-    Nanos t = now_ns();
-    int s = sendmmsg(fd_, msgs, k, 0);
-    if (s <= 0) {
-      if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) return 0;
-      die("sendmmsg");
+    blocked_ = -1;
+    unsigned taken = 0;
+    for (unsigned start = 0; start < m;) {
+      const unsigned sock = items[start].sock;
+      unsigned end = start + 1;
+      while (end < m && items[end].sock == sock) ++end;
+      // One timestamp per sendmmsg, taken just before the datagrams enter the
+      // kernel; batches are a few messages, so later ones are stamped at most µs early.
+      Nanos t = now_ns();
+      int s = sendmmsg(pfds_[sock].fd, msgs + start, end - start, 0);
+      if (s < 0) {
+        if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) die("sendmmsg");
+        s = 0;
+      }
+      const unsigned sent_end = start + static_cast<unsigned>(s);
+      for (unsigned i = start; i < sent_end; ++i) {
+        state_[items[i].n] = kPending;
+        send_ns_[items[i].n] = t;
+      }
+      if (s > 0) {
+        if (res_.sent == 0) res_.first_send = t;
+        res_.sent += static_cast<unsigned>(s);
+        res_.last_send = t;
+        taken += static_cast<unsigned>(s);
+      }
+      if (sent_end < end) {  // the send buffer is full: these go first next time
+        if (blocked_ < 0) blocked_ = static_cast<int>(sock);
+        for (unsigned i = sent_end; i < end; ++i) retry_[retry_n_++] = items[i].n;
+      }
+      start = end;
     }
-    for (unsigned i = 0; i < static_cast<unsigned>(s); ++i) {
-      state_[res_.sent + i] = kPending;
-      send_ns_[res_.sent + i] = t;
-    }
-    if (res_.sent == 0) res_.first_send = t;
-    res_.sent += static_cast<unsigned>(s);
-    res_.last_send = t;
-    return static_cast<unsigned>(s);
+    return taken;
   }
 
-  // Reads and matches everything queued, without blocking.
-  void drain() {
+  // Reads and matches everything queued on every socket, without blocking.
+  void drain_all() {
+    if (pfds_.size() == 1) return drain(0);
+    for (auto& p : pfds_) p.events = POLLIN;
+    if (poll(pfds_.data(), pfds_.size(), 0) > 0) drain_ready();
+  }
+
+  // Sleeps until a response is queued, the send buffer of the blocked socket has
+  // room (when want_out), ts passes or a signal comes; then reads what is queued.
+  void wait(const timespec& ts, const sigset_t& mask, bool want_out) {
+    for (auto& p : pfds_) p.events = POLLIN;
+    if (want_out && blocked_ >= 0) pfds_[blocked_].events = static_cast<short>(POLLIN | POLLOUT);
+    if (ppoll(pfds_.data(), pfds_.size(), &ts, &mask) > 0) drain_ready();
+  }
+
+  bool blocked() const { return retry_n_ > 0; }
+  bool all_final() const { return res_.answered + res_.rejected == state_.size(); }
+  UacResult& result() { return res_; }
+
+ private:
+  static constexpr std::size_t kOutSlot = 1024;
+
+  void drain_ready() {
+    for (std::size_t s = 0; s < pfds_.size(); ++s)
+      if (pfds_[s].revents & POLLIN) drain(s);
+  }
+
+  void drain(std::size_t s) {
     for (;;) {
       mmsghdr msgs[kBatch];
       iovec iov[kBatch];
@@ -470,7 +563,7 @@ class Uac {
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
       }
-      int n = recvmmsg(fd_, msgs, kBatch, 0, nullptr);
+      int n = recvmmsg(pfds_[s].fd, msgs, kBatch, 0, nullptr);
       if (n <= 0) return;
       // One receive time for the batch: the datagrams were all already queued.
       Nanos t = now_ns();
@@ -482,19 +575,13 @@ class Uac {
     }
   }
 
-  bool all_final() const { return res_.answered + res_.rejected == state_.size(); }
-  UacResult& result() { return res_; }
-
- private:
-  static constexpr std::size_t kOutSlot = 1024;
-
-  std::size_t build(char* p, std::uint64_t n) const {
+  static std::size_t build(char* p, std::uint64_t n, const std::array<std::string, 4>& seg) {
     char num[24];
     auto nlen = static_cast<std::size_t>(std::to_chars(num, num + sizeof num, n).ptr - num);
     char* start = p;
     for (int s = 0; s < 4; ++s) {
-      std::memcpy(p, seg_[s].data(), seg_[s].size());
-      p += seg_[s].size();
+      std::memcpy(p, seg[s].data(), seg[s].size());
+      p += seg[s].size();
       if (s < 3) {
         std::memcpy(p, num, nlen);
         p += nlen;
@@ -526,13 +613,18 @@ class Uac {
     }
   }
 
-  int fd_;
   const Endpoint& target_;
+  std::vector<pollfd> pfds_;  // one per socket, in socket order
   // Indexed by n: the generator must stay cheap next to the proxy it loads.
   std::vector<std::uint8_t> state_;
   std::vector<Nanos> send_ns_;
-  std::string seg_[4];  // the request around the three places n goes
+  // Per socket: the request around the three places n goes.
+  std::vector<std::array<std::string, 4>> segs_;
   std::vector<char> out_, in_;
+  std::uint64_t next_ = 0;            // the next request never handed to the kernel
+  std::uint64_t retry_[kBatch] = {};  // requests a full send buffer turned away
+  unsigned retry_n_ = 0;
+  int blocked_ = -1;  // the first socket whose send buffer was full last time
   UacResult res_;
 };
 
@@ -548,6 +640,7 @@ int run_uac(int argc, char** argv) {
   double rate = 0;
   std::uint64_t count = 0;
   std::int64_t timeout_ms = 2000;
+  unsigned sockets = 1;
   bool json = false;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -575,6 +668,11 @@ int run_uac(int argc, char** argv) {
       auto t = parse_num<std::int64_t>(v);
       if (!t || *t < 0) usage("--timeout-ms wants milliseconds >= 0");
       timeout_ms = *t;
+    } else if (a == "--sockets") {
+      auto k = parse_num<unsigned>(v);
+      if (!k || *k == 0 || *k > kMaxSockets)
+        usage("--sockets wants 1.." + std::to_string(kMaxSockets));
+      sockets = *k;
     } else {
       usage("unknown option " + std::string(a));
     }
@@ -588,16 +686,20 @@ int run_uac(int argc, char** argv) {
     usage("--bind and --target must be the same address family");
 
   sigset_t wait_mask = install_signals();
-  int fd = open_socket(*bind_ep);
-  Uac uac(fd, *target, *bind_ep, count);
+  // Socket 0 on --bind as given, the others on its address with a port of the
+  // kernel's choice.
+  std::vector<Endpoint> locals(sockets, *bind_ep);
+  std::vector<int> fds;
+  for (unsigned s = 0; s < sockets; ++s) {
+    if (s > 0) set_port(locals[s].addr, 0);
+    fds.push_back(open_socket(locals[s]));
+  }
+  Uac uac(fds, *target, locals, count);
   UacResult& res = uac.result();
   const Nanos timeout_ns = timeout_ms * 1'000'000;
   const Nanos t0 = now_ns();
-  bool blocked = false;   // the send buffer was full: wait for POLLOUT
-  bool readable = false;  // responses are queued (ppoll said so)
 
   while (!g_stop) {
-    if (readable) uac.drain();
     Nanos now = now_ns();
     // Request k (from 0) is due at t0 + k/rate, so the schedule never drifts and
     // a late wake-up sends only the few requests that fell due meanwhile.
@@ -605,14 +707,14 @@ int run_uac(int argc, char** argv) {
         count, static_cast<std::uint64_t>(static_cast<double>(now - t0) * rate / 1e9) + 1);
     while (res.sent < due) {
       unsigned k = static_cast<unsigned>(std::min<std::uint64_t>(due - res.sent, kBatch));
-      unsigned s = uac.send_batch(k);
-      blocked = s < k;
-      if (blocked) break;
-      // Catching up over several batches: keep the receive buffer from overflowing.
-      if (res.sent < due) uac.drain();
+      uac.send_batch(k);
+      if (uac.blocked()) break;
+      // Catching up over several batches: keep the receive buffers from overflowing.
+      if (res.sent < due) uac.drain_all();
     }
     if (res.sent == count && uac.all_final()) break;
     now = now_ns();
+    const bool blocked = uac.blocked();  // a send buffer was full: wait for POLLOUT
     Nanos wait;
     if (blocked) {
       wait = 1'000'000;  // until the send buffer drains (POLLOUT), not a busy loop
@@ -622,12 +724,11 @@ int run_uac(int argc, char** argv) {
       wait = res.last_send + timeout_ns - now;
       if (wait <= 0) break;
     }
-    pollfd pfd{fd, static_cast<short>(POLLIN | (blocked ? POLLOUT : 0)), 0};
-    timespec ts = to_timespec(wait);
-    readable = ppoll(&pfd, 1, &ts, &wait_mask) > 0 && (pfd.revents & POLLIN);
+    // Reads the responses queued by the time it wakes up.
+    uac.wait(to_timespec(wait), wait_mask, blocked);
   }
-  uac.drain();  // anything that arrived with the last wake-up still counts
-  close(fd);
+  uac.drain_all();  // anything that arrived with the last wake-up still counts
+  for (int fd : fds) close(fd);
 
   auto& lat = res.latencies;
   std::sort(lat.begin(), lat.end());

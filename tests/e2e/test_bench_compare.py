@@ -14,6 +14,16 @@ A second test feeds the report three made-up rounds per proxy (no processes):
 the median, the range, the median round's user/sys split and memory, and the
 median of the paired ratios must be the ones worked out by hand.
 
+--sipwitness-workers 2 (sipwitness only, OPTIONS, --quick, about 15 s): the
+report names the 2 workers, the 16 sockets of every sip_load UAC and SIPp's one
+socket; every sipwitness instance (kept with --keep) ran with `workers: 2`,
+which compare checks by its threads before any load.
+
+sip_load uac --sockets 4 against a Python UAS that answers every OPTIONS with a
+200 and notes where it came from: 2000 at 2000/s all answered, from 4 source
+ports, request n from the port of socket n % 4 (socket 0 on --bind's port), each
+naming its own port in Via.
+
 Needs bench/sip_load next to the sipwitness binary (the release build; the
 sanitizer build has no benchmarks, so the end-to-end test is skipped there),
 Kamailio and SIPp.
@@ -24,10 +34,14 @@ from __future__ import annotations
 import datetime
 import importlib.machinery
 import importlib.util
+import json
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 from pathlib import Path
 
@@ -42,6 +56,54 @@ import kam  # noqa: E402
 COMPARE = harness.REPO_ROOT / "bench" / "compare"
 SCENARIOS = ("options", "call", "register401", "register407")
 NUM = r"[\d.,]+"
+
+
+def sip_load_binary(case: unittest.TestCase) -> Path:
+    """bench/sip_load beside the sipwitness under test (skips without it)."""
+    path = Path(harness.sipwitness_binary()).parent / "sip_load"
+    if not path.exists():
+        case.skipTest(f"no sip_load at {path} (a build without benchmarks)")
+    return path
+
+
+class OptionsUas(threading.Thread):
+    """A UDP UAS in Python: answers each OPTIONS with a 200 (Via, From, To with a
+    tag, Call-ID, CSeq copied) and records (source port, n of the branch
+    z9hG4bK-sl-n, Via sent-by port) per request."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.bind((harness.HOST, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.seen: list[tuple[int, int, int]] = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            msg = data.decode("utf-8", "replace")
+            if not msg.startswith("OPTIONS "):
+                continue
+            head = msg.split("\r\n\r\n", 1)[0].split("\r\n")
+            keep = [h for h in head[1:] if h.split(":", 1)[0].strip().lower()
+                    in ("via", "from", "to", "call-id", "cseq")]
+            via = next(h for h in keep if h.lower().startswith("via:"))
+            m = re.search(r"SIP/2\.0/UDP [^:;]+:(\d+);branch=z9hG4bK-sl-(\d+)", via)
+            self.seen.append((peer[1], int(m.group(2)), int(m.group(1))))
+            out = ["SIP/2.0 200 OK"] + [h + ";tag=py" if h.lower().startswith("to:") else h
+                                        for h in keep] + ["Content-Length: 0", "", ""]
+            self.sock.sendto("\r\n".join(out).encode(), peer)
+
+    def close(self):
+        self.stop.set()
+        self.join(timeout=5)
+        self.sock.close()
 
 
 def load_compare():
@@ -106,6 +168,88 @@ class BenchCompare(unittest.TestCase):
         self.assertRegex(report, rf"(?m)^\| none \(generator alone, half its own max\) \| {NUM} \| ")
         flows = re.search(r"^\| [\d,]+ \| [\d,]+ \| [\d,]+ \| \*\*([\d,]+)\*\* \|$", report, re.M)
         self.assertIsNotNone(flows, report)
+
+    def test_sipwitness_workers_run(self):
+        sipwitness = Path(harness.sipwitness_binary())
+        sip_load = sip_load_binary(self)
+        if not shutil.which("sipp"):
+            self.skipTest("sipp not found")
+        kept = None
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(COMPARE), "--quick", "--sipwitness", str(sipwitness),
+                 "--sip-load", str(sip_load), "--proxies", "sipwitness", "--scenarios", "options",
+                 "--sipwitness-workers", "2", "--keep"],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+            m = re.search(r"kept (\S+)", proc.stderr)
+            kept = Path(m.group(1)) if m else None
+            self.assertEqual(proc.returncode, 0, proc.stderr[-4000:])
+            report = proc.stdout
+            self.assertIn("## Load comparison: sipwitness (2 workers) vs Kamailio", report)
+            self.assertIn("2 UDP children (`-A CHALLENGE` for register407). sipwitness: 2 workers "
+                          "(`workers: 2`", report)
+            self.assertIn("sends from 16 sockets (`sip_load uac --sockets 16`", report)
+            self.assertIn("SIPp's load comes from one socket", report)
+            # the runs themselves: every fixed-rate call, and a sip_load step that passed
+            self.assertRegex(report, rf"(?m)^\| options \| [^|]+ \| sipwitness \| {NUM} \| "
+                             rf"([\d,]+)/\1 \| \*\*{NUM}\*\* \|")
+            self.assertRegex(report, r"(?m)^\| OPTIONS \(sip_load\) \| sipwitness \| sip_load \| "
+                             r"(≥ )?\*?\*?[\d,]+")
+            self.assertIsNotNone(kept, proc.stderr[-2000:])
+            logs = sorted(kept.glob("*/sipwitness.log"))
+            # the CPU round, the searches and the flows
+            self.assertEqual([p.parent.name for p in logs],
+                             ["flows", "options-sipwitness-round1", "options-sipwitness-search"])
+            for path in logs:
+                self.assertNotIn("error", path.read_text(errors="replace"), path)
+                self.assertIn("workers: 2\n", (path.parent / "sipwitness.yaml").read_text())
+        finally:
+            if kept is not None and kept.name.startswith("sipwitness-compare-"):
+                shutil.rmtree(kept, ignore_errors=True)
+
+    def test_sip_load_sockets_spread_source_ports(self):
+        sip_load = sip_load_binary(self)
+        uas = OptionsUas()
+        uas.start()
+        bind_port = harness.free_port("udp")
+        try:
+            proc = subprocess.run(
+                [str(sip_load), "uac", "--target", f"{harness.HOST}:{uas.port}", "--rate", "2000",
+                 "--count", "2000", "--sockets", "4", "--bind", f"{harness.HOST}:{bind_port}",
+                 "--json"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        finally:
+            uas.close()
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        result = json.loads(proc.stdout)
+        self.assertEqual((result["sent"], result["answered"], result["failed"],
+                          result["duplicates"]), (2000, 2000, 0, 0), result)
+        self.assertEqual(sorted(n for _, n, _ in uas.seen), list(range(2000)))
+        self.assertEqual(len({src for src, _, _ in uas.seen}), 4, uas.seen[:8])
+        by_socket = {}
+        for src, n, via_port in uas.seen:
+            self.assertEqual(via_port, src, f"request {n}: Via names {via_port}, sent from {src}")
+            by_socket.setdefault(n % 4, set()).add(src)
+        self.assertTrue(all(len(ports) == 1 for ports in by_socket.values()), by_socket)
+        self.assertEqual(by_socket[0], {bind_port})  # only socket 0 takes --bind's port
+
+        # the default stays one socket; --sockets outside 1..256 is a usage error
+        uas = OptionsUas()
+        uas.start()
+        try:
+            proc = subprocess.run(
+                [str(sip_load), "uac", "--target", f"{harness.HOST}:{uas.port}", "--rate", "2000",
+                 "--count", "200", "--json"], stdin=subprocess.DEVNULL, capture_output=True,
+                text=True, timeout=30)
+        finally:
+            uas.close()
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertEqual(len({src for src, _, _ in uas.seen}), 1)
+        for bad in ("0", "257", "x"):
+            proc = subprocess.run([str(sip_load), "uac", "--target", f"{harness.HOST}:{uas.port}",
+                                   "--rate", "10", "--count", "1", "--sockets", bad],
+                                  capture_output=True, text=True, timeout=10)
+            self.assertEqual(proc.returncode, 2, bad)
+            self.assertIn("--sockets wants 1..256", proc.stderr)
 
     def test_rounds_median_range_and_paired_ratios(self):
         compare = load_compare()
