@@ -246,6 +246,10 @@ int Server::open_udp(Listener& l, const Address& addr, bool shared) {
     uv_os_sock_t fd = -1;
     if (rc == 0) rc = bind_reuseport(port, &fd);
     if (rc == 0 && (rc = uv_udp_open(&l.udp, fd)) != 0) ::close(fd);
+    // uv_udp_open sets SO_REUSEADDR, which would let any socket asking for it
+    // bind our port too and take datagrams meant for us.
+    int off = 0;
+    if (rc == 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof off);
   } else {
     rc = uv_udp_bind(&l.udp, addr.sa(), 0);
   }

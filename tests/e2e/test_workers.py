@@ -38,6 +38,7 @@ Run:  SIPWITNESS_BIN=build/sipwitness python3 tests/e2e/test_workers.py -v
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
 import re
@@ -532,6 +533,29 @@ class Workers(E2ETestCase):
         self.assertEqual(collections.Counter(call_id_of(m) for m in oks), collections.Counter(call_ids),
                          f"each phone's 200 to {method} reaches the provider once")
         return {call_id_of(m): m for m in oks}
+
+    def test_the_shared_port_stays_ours(self):
+        """The workers share their port, but a second sipwitness (with workers
+        too) or a socket asking for SO_REUSEADDR cannot bind it and take a
+        share of the phones. (A process of the same user asking for
+        SO_REUSEPORT can: that is the kernel's rule for a reuseport group.)"""
+        provider = self.provider("answer")
+        with self.workers_proxy(provider.port) as sw:
+            self.own_ports(sw)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as intruder:
+                intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                with self.assertRaises(OSError, msg="SO_REUSEADDR bound the workers' port") as caught:
+                    intruder.bind((HOST, sw.udp_port))
+                self.assertEqual(caught.exception.errno, errno.EADDRINUSE)
+            config = self.tmp / "second.yaml"
+            config.write_text(f"workers: 2\nlisten:\n  - {{ transport: udp, host: {HOST}, port: {sw.udp_port} }}\n"
+                              f"upstream: {{ uri: \"sip:{HOST}:{provider.port}\" }}\n"
+                              f"diag: {{ verdict_log: \"{self.tmp / 'second.jsonl'}\" }}\n")
+            second = subprocess.run([sipwitness_binary(), "run", "--config", str(config)], stdin=subprocess.DEVNULL,
+                                    capture_output=True, text=True, timeout=10)
+            self.assertEqual(second.returncode, 1, second.stderr)
+            self.assertIn(f"cannot listen on udp {HOST}:{sw.udp_port}", second.stderr)
+            self.options_round(sw, provider, self.phones(8), "still")
 
     def test_tcp_phones_are_served_by_worker_0(self):
         provider = self.provider("answer")
