@@ -206,6 +206,7 @@ class Hints {
 // phone hashed it. Other differences (sip:domain vs sip:ip, an added port) are
 // not this rule: the verdict reports them as uri_mismatch.
 void digest_uri_rule(const sip::Message& m, Hints& hints) {
+  if (!m.first(HeaderId::Authorization) && !m.first(HeaderId::ProxyAuthorization)) return;
   auto ruri = sip::parse_uri(m.request_uri);
   if (!ruri || !ruri->is_sip()) return;
   auto ruri_ip = parse_ip(ruri->host);
@@ -268,9 +269,12 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
   std::optional<Seen> call_id = out_of_dialog ? call_id_host(m) : std::nullopt;
   if (!is_private_v4(call_id)) call_id.reset();
 
+  // Contacts matter to rule 2 (with a private Call-ID) and rule 4 (out of
+  // dialog, behind a public Via or source): most messages need neither.
+  const bool rule4_applies = out_of_dialog && (public_v4(via_ip) || source);
   std::optional<Seen> public_contact, private_contact;
   for (const auto& h : m.headers) {
-    if (h.id != HeaderId::Contact) continue;
+    if (h.id != HeaderId::Contact || !(call_id || rule4_applies)) continue;
     sip::for_each_list_item(h.value, [&](std::string_view item) {
       auto na = sip::parse_name_addr(item);
       if (!na) return true;
@@ -347,7 +351,7 @@ std::vector<AlgHint> single_point_alg_hints(const sip::Message& m, std::string_v
   // port, in a message that still names the LAN elsewhere, was most likely
   // written by the router. Only out of dialog: inside one, From/To may be the
   // other side's (a provider can put the phone's NAT address in To).
-  if (out_of_dialog && (public_v4(via_ip) || source)) {
+  if (rule4_applies) {
     std::optional<Seen> lan = private_contact;
     if (!lan) lan = call_id;
     if (!lan) lan = sdp.private_c;

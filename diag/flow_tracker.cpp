@@ -278,11 +278,12 @@ Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint n
   v.final_status = final_status;
   if (!f.answers.empty()) v.user = f.answers.back().username();
   auto& ev = v.evidence;
-  auto set = [&](VerdictKind kind, Confidence confidence) {
+  // `return set(...)` moves v out; returning v by value here would copy it.
+  auto set = [&](VerdictKind kind, Confidence confidence) -> Verdict&& {
     v.verdict = kind;
     v.confidence = confidence;
     v.hint = std::string(hint_for(kind));
-    return v;
+    return std::move(v);
   };
   const ChallengeSeen* last_challenge = f.challenges.empty() ? nullptr : &f.challenges.back();
   if (last_challenge) ev.emplace_back("challenged_by", last_challenge->by_sipwitness ? "sipwitness" : "upstream");
