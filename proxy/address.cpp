@@ -67,15 +67,21 @@ char* Address::write_ip(char* out) const {
 std::string Address::host() const { return family() == AF_INET6 ? "[" + ip() + "]" : ip(); }
 
 std::string Address::to_string() const {
+  std::string out;
+  append_to(out);
+  return out;
+}
+
+void Address::append_to(std::string& out) const {
   // Formatted for every message (flow keys, Via received=, observers): no sprintf.
   char buf[INET6_ADDRSTRLEN + 8];
-  char* out = buf;
-  if (family() == AF_INET6) *out++ = '[';
-  out = write_ip(out);
-  if (family() == AF_INET6) *out++ = ']';
-  *out++ = ':';
-  out = std::to_chars(out, buf + sizeof buf, port()).ptr;
-  return std::string(buf, out);
+  char* end = buf;
+  if (family() == AF_INET6) *end++ = '[';
+  end = write_ip(end);
+  if (family() == AF_INET6) *end++ = ']';
+  *end++ = ':';
+  end = std::to_chars(end, buf + sizeof buf, port()).ptr;
+  out.append(buf, end);
 }
 
 bool Address::same_ip(const Address& o) const {

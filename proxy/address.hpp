@@ -29,6 +29,7 @@ class Address {
   char* write_ip(char* out) const;
   std::string host() const;        // IPv6 in brackets, for URIs and Via
   std::string to_string() const;   // host:port
+  void append_to(std::string& out) const;  // host:port at the end of out, without a string of its own
   bool same_ip(const Address& o) const;
   bool operator==(const Address& o) const { return same_ip(o) && port() == o.port(); }
   bool is_any() const;             // 0.0.0.0 or ::

@@ -1535,7 +1535,13 @@ Flow Server::flow_of(const Connection& c) {
 }
 
 std::string Server::connection_key(const Address& remote, Transport transport) {
-  return std::string(config::to_string(transport)) + ":" + remote.to_string();
+  // Several per message: one allocation, not one per piece.
+  std::string key;
+  key.reserve(8 + INET6_ADDRSTRLEN);
+  key += config::to_string(transport);
+  key += ':';
+  remote.append_to(key);
+  return key;
 }
 
 Server::Connection* Server::find_connection(const Address& remote, Transport transport) {
@@ -1759,8 +1765,6 @@ void Server::send_local_reply(const Flow& to, std::string bytes) {
   send(to, std::move(bytes), nullptr, Shown{nullptr, true});
 }
 
-std::string Server::describe(const Flow& f) const {
-  return std::string(config::to_string(f.transport)) + ":" + f.remote.to_string();
-}
+std::string Server::describe(const Flow& f) const { return connection_key(f.remote, f.transport); }
 
 }  // namespace sw::proxy
