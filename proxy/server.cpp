@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
@@ -29,10 +30,12 @@ constexpr auto kInviteMaxAge = std::chrono::seconds(180);
 // Timer F (RFC 3261 17.1.2.2): the sender of any other request has given up by then.
 constexpr auto kRequestMaxAge = std::chrono::seconds(32);
 constexpr std::size_t kStreamChunk = 16384;      // bytes per stream read
-// One datagram per read. recvmmsg (libuv's UV_UDP_RECVMMSG) was measured and
-// left out: with a load generator that sends in bursts it tripled the kernel
-// time per transaction at 2000/s, and gained nothing with SIPp.
-constexpr std::size_t kDatagramBuffer = 64 * 1024;
+// UDP is read with our own recvmmsg: libuv's reader asks again after every
+// burst until the socket says EAGAIN, a syscall per wakeup that finds nothing.
+// A read that fills fewer slots than it offered has emptied the queue.
+constexpr std::size_t kDatagramBuffer = 64 * 1024;  // a slot: the largest datagram
+constexpr std::size_t kRecvSlots = 16;
+constexpr std::size_t kRecvPerWakeup = 32;  // then other sockets get their turn
 // Datagrams sent with one sendmmsg at most (a longer burst goes in parts).
 constexpr std::size_t kSendBatch = 32;
 // Socket buffers asked for on UDP listeners (the kernel grants up to
@@ -107,14 +110,38 @@ struct Server::Listener {
   LocalEndpoint endpoint;  // advertised in Via / Record-Route / Path
   Address bound;
   bool own = false;  // a worker's own UDP port (config workers), not a configured listener
-  uv_udp_t udp{};
+  uv_udp_t udp{};    // owns the socket; sends (libuv queues them on EAGAIN)
+  uv_poll_t reader{};  // readable: our recvmmsg, on a dup of the socket (epoll keeps one watcher per fd)
+  uv_os_sock_t reader_fd = -1;
   uv_tcp_t tcp{};
   struct Datagram {
     std::string bytes;
     Address to;
   };
   std::vector<Datagram> batch;  // sent at the end of the read burst
-  bool read_datagram = false;   // in this wakeup's burst
+};
+
+// One read's slots: each as large as a datagram can be (only the bytes the
+// kernel writes are ever touched).
+struct Server::RecvSlots {
+  RecvSlots() {
+    for (std::size_t i = 0; i < kRecvSlots; ++i) {
+      iov[i] = {bytes.data() + i * kDatagramBuffer, kDatagramBuffer};
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+  }
+  // What the kernel changed in the last read is set back.
+  void reset() {
+    for (auto& m : msgs) m.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+  }
+  std::string_view datagram(std::size_t i) const { return {bytes.data() + i * kDatagramBuffer, msgs[i].msg_len}; }
+
+  std::vector<char> bytes = std::vector<char>(kRecvSlots * kDatagramBuffer);
+  std::array<mmsghdr, kRecvSlots> msgs{};
+  std::array<iovec, kRecvSlots> iov{};
+  std::array<sockaddr_storage, kRecvSlots> from{};
 };
 
 struct Server::Connection {
@@ -173,7 +200,7 @@ Server::Server(uv_loop_t* loop, config::Config cfg, std::shared_ptr<spdlog::logg
       bindings_(cfg_.relay.max_bindings),
       lab_key_(cfg_.lab.role == config::LabRole::none ? std::string() : std::move(lab_key)),
       seal_prefix_(auth::random_hex(4)),
-      udp_buffer_(kDatagramBuffer),
+      recv_slots_(std::make_unique<RecvSlots>()),
       tls_buffer_(kStreamChunk),
       source_limits_({cfg_.limits.max_requests_per_source, cfg_.limits.max_connections_per_source}) {
   observers_want_self_ =
@@ -269,7 +296,7 @@ int Server::open_udp(Listener& l, const Address& addr, bool shared) {
     if (addr.family() == AF_INET6) ::setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof on);
     ::setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof on);
   }
-  rc = uv_udp_recv_start(&l.udp, &Server::on_udp_alloc, &Server::on_udp_recv);
+  rc = start_reader(l);
   sockaddr_storage bound{};
   int len = sizeof bound;
   if (rc == 0) rc = uv_udp_getsockname(&l.udp, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -431,6 +458,14 @@ void Server::shutdown() {
   if (flush_check_.loop && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&flush_check_)))
     uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   for (auto& l : listeners_) {
+    if (l->reader_fd >= 0 && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->reader))) {
+      // The dup is closed once libuv no longer watches it.
+      uv_close(reinterpret_cast<uv_handle_t*>(&l->reader), [](uv_handle_t* h) {
+        auto* listener = static_cast<Listener*>(h->data);
+        ::close(listener->reader_fd);
+        listener->reader_fd = -1;
+      });
+    }
     auto* h = l->cfg.transport == Transport::udp ? reinterpret_cast<uv_handle_t*>(&l->udp)
                                                  : reinterpret_cast<uv_handle_t*>(&l->tcp);
     if (h->loop && !uv_is_closing(h)) uv_close(h, nullptr);
@@ -455,39 +490,71 @@ void Server::shutdown() {
 
 // ---- receive path ---------------------------------------------------------
 
-void Server::on_udp_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-  auto* self = static_cast<Listener*>(handle->data)->server;
-  buf->base = self->udp_buffer_.data();
-  buf->len = self->udp_buffer_.size();
+int Server::start_reader(Listener& l) {
+  uv_os_fd_t fd = -1;
+  if (int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&l.udp), &fd); rc != 0) return rc;
+  l.reader_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (l.reader_fd < 0) return uv_translate_sys_error(errno);
+  if (int rc = uv_poll_init_socket(loop_, &l.reader, l.reader_fd); rc != 0) {
+    ::close(l.reader_fd);
+    l.reader_fd = -1;
+    return rc;
+  }
+  l.reader.data = &l;
+  return uv_poll_start(&l.reader, UV_READABLE, &Server::on_udp_readable);
 }
 
-void Server::on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
+void Server::on_udp_readable(uv_poll_t* handle, int status, int) {
   auto* l = static_cast<Listener*>(handle->data);
   auto* self = l->server;
-  if (nread < 0 && nread != UV_ECONNREFUSED && nread != UV_EHOSTUNREACH && nread != UV_ENETUNREACH)
-    self->log_->warn("udp receive error on {}: {}", l->bound.to_string(), uv_strerror(static_cast<int>(nread)));
-  if (nread < 0 || !addr) {
-    // The burst is read (EAGAIN) or broken off: what it produced leaves now.
-    self->flush_batch(*l);
-    // IP_RECVERR: an ICMP error shows once as an error of a receive (or of a
-    // send), and keeps the socket readable until its queue is read (else the
-    // loop would spin). A wakeup that brought no datagram was for that queue;
-    // reading it after every burst cost a syscall per wakeup.
-    if (nread < 0 || !l->read_datagram) self->read_icmp_errors(*l);
-    l->read_datagram = false;
+  if (status < 0) {
+    // POLLERR: IP_RECVERR queued an ICMP error (libuv stopped the handle).
+    // Read it, then whatever datagrams wait, and watch again.
+    self->read_icmp_errors(*l);
+    self->read_datagrams(*l);
+    if (!self->shutting_down_) uv_poll_start(handle, UV_READABLE, &Server::on_udp_readable);
     return;
   }
-  l->read_datagram = true;
-  if (nread == 0) return;
-  Source in{Flow{Transport::udp, Address::from_sockaddr(addr), 0, static_cast<std::uint32_t>(l->index)}, l->index};
-  if (flags & UV_UDP_PARTIAL) {
-    self->counters_.drop(DropReason::truncated_datagram);
-    self->log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramBuffer);
-    return;
+  self->read_datagrams(*l);
+}
+
+void Server::read_datagrams(Listener& l) {
+  auto& slots = *recv_slots_;
+  bool icmp_error = false;
+  for (std::size_t read = 0; read < kRecvPerWakeup;) {
+    slots.reset();
+    int n = ::recvmmsg(l.reader_fd, slots.msgs.data(), kRecvSlots, MSG_DONTWAIT, nullptr);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      // An ICMP error shows once as the error of a receive; datagrams may follow it.
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) {
+        icmp_error = true;
+        continue;
+      }
+      log_->warn("udp receive error on {}: {}", l.bound.to_string(), std::strerror(errno));
+      break;
+    }
+    reading_datagram_ = true;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+      const auto& h = slots.msgs[i].msg_hdr;
+      Source in{Flow{Transport::udp, Address::from_sockaddr(static_cast<const sockaddr*>(h.msg_name)), 0,
+                     static_cast<std::uint32_t>(l.index)},
+                l.index};
+      if (h.msg_flags & MSG_TRUNC) {
+        counters_.drop(DropReason::truncated_datagram);
+        log_->warn("drop: datagram from {} truncated (over {} bytes)", in.flow.remote.to_string(), kDatagramBuffer);
+        continue;
+      }
+      if (auto bytes = slots.datagram(i); !bytes.empty()) handle_bytes(bytes, in, sip::Framing::datagram);
+    }
+    reading_datagram_ = false;
+    read += static_cast<std::size_t>(n);
+    if (static_cast<std::size_t>(n) < kRecvSlots || shutting_down_) break;
   }
-  self->reading_datagram_ = true;
-  self->handle_bytes(std::string_view(buf->base, static_cast<std::size_t>(nread)), in, sip::Framing::datagram);
-  self->reading_datagram_ = false;
+  // The burst is read: what it produced leaves now.
+  flush_batch(l);
+  if (icmp_error) read_icmp_errors(l);
 }
 
 void Server::on_tcp_connection(uv_stream_t* server_stream, int status) {

@@ -91,8 +91,9 @@ class Server {
   static void advertise(Listener& l, std::vector<LocalEndpoint>& ours);
 
   // Receive path.
-  static void on_udp_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
-  static void on_udp_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
+  int start_reader(Listener& l);
+  static void on_udp_readable(uv_poll_t* handle, int status, int events);
+  void read_datagrams(Listener& l);
   static void on_tcp_connection(uv_stream_t* server, int status);
   static void on_tcp_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
   static void on_tcp_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -309,8 +310,9 @@ class Server {
   std::unordered_map<std::string, std::string> source_ip_toward_;
   uv_timer_t housekeeping_{};
   uv_check_t flush_check_{};       // after each loop iteration's I/O: batched datagrams leave
-  bool reading_datagram_ = false;  // inside on_udp_recv: sends may wait for the burst's end
-  std::vector<char> udp_buffer_;
+  bool reading_datagram_ = false;  // inside read_datagrams: sends may wait for the burst's end
+  struct RecvSlots;
+  std::unique_ptr<RecvSlots> recv_slots_;
   std::vector<char> tls_buffer_;  // ciphertext of one read, before decryption
   std::vector<std::shared_ptr<tls::Context>> listen_tls_;  // per cfg_.listen index; null unless tls
   std::shared_ptr<tls::Context> tls_client_;
