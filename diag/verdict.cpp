@@ -240,7 +240,14 @@ bool write_verdict_json(std::string& out, const Verdict& v) {
 std::string to_json_line(const Verdict& v) {
   std::string line;
   line.reserve(512);
-  if (write_verdict_json(line, v)) return line;
+  append_json_line(line, v);
+  return line;
+}
+
+void append_json_line(std::string& out, const Verdict& v) {
+  const auto start = out.size();
+  if (write_verdict_json(out, v)) return;
+  out.resize(start);
   nlohmann::ordered_json j;
   j["ts"] = iso8601_utc(v.ts);
   j["call_id"] = v.call_id;
@@ -256,7 +263,7 @@ std::string to_json_line(const Verdict& v) {
   for (const auto& [key, value] : v.evidence) evidence[key] = to_json(value);
   j["hint"] = v.hint;
   // Replace invalid UTF-8 (a Call-ID is bytes off the wire) instead of throwing.
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  out += j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string to_human_line(const Verdict& v) {

@@ -57,6 +57,8 @@ std::string evidence_text(const EvidenceValue& v);
 
 // {"ts":"2026-11-21T10:00:00.123Z","call_id":...} (no trailing newline).
 std::string to_json_line(const Verdict& v);
+// The same line at the end of out: the verdict log's buffer takes it without a copy.
+void append_json_line(std::string& out, const Verdict& v);
 // Text off the wire made safe for a one-line log or report: control
 // characters become '?', so a field can never split or forge a line.
 std::string printable(std::string text);

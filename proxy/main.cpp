@@ -124,8 +124,8 @@ class VerdictLog {
     attached_ = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   }
-  void write(const std::string& line) {
-    pending_ += line;
+  void write(const sw::diag::Verdict& v) {
+    sw::diag::append_json_line(pending_, v);
     pending_ += '\n';
     if (!attached_ || pending_.size() >= kVerdictBufferBytes) flush();
     else if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)))
@@ -169,7 +169,7 @@ class Worker {
         tracker_(tracking(cfg, stores),
                  [this](const sw::diag::Verdict& v) {
                    verdicts_.count(v);
-                   verdict_log_.write(sw::diag::to_json_line(v));
+                   verdict_log_.write(v);
                    if (log_->should_log(spdlog::level::info)) log_->info("{}", sw::diag::to_human_line(v));
                  }),
         trace_(log),
