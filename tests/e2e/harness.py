@@ -730,6 +730,20 @@ class E2ETestCase(unittest.TestCase):
         Path(kw["workdir"]).mkdir(parents=True, exist_ok=True)
         return Sipwitness(**kw)
 
+    def assert_start_fails(self, config_text: str, reason: str) -> subprocess.CompletedProcess:
+        """`sipwitness run` on config_text must stop before it is ready: exit 1
+        (a runtime failure, not a config error), with reason on stderr."""
+        config = self.tmp / "failing-start.yaml"
+        config.write_text(config_text)
+        run = subprocess.run([sipwitness_binary(), "run", "--config", str(config)], cwd=self.tmp,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertIn(reason, run.stderr)
+        self.assertNotRegex(run.stderr, r"\bready:")
+        for marker in SANITIZER_MARKERS:
+            self.assertNotIn(marker, run.stderr)
+        return run
+
     def start_sipp(self, scenario: str, remote=None, **kw) -> Sipp:
         kw.setdefault("workdir", self.tmp)
         sipp = Sipp(scenario, remote, **kw)

@@ -16,52 +16,22 @@
 import collections
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (HOST, SANITIZER_MARKERS, E2ETestCase, UdpClient, free_port,  # noqa: E402
-                     make_request, sipwitness_binary, start_line, status_code)
+from harness import (HOST, E2ETestCase, UdpClient, free_port,  # noqa: E402
+                     make_request, start_line, status_code)
+from metrics_common import parse, scrape  # noqa: E402
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 MAX_CONNECTIONS = 16  # kMaxConnections in proxy/metrics_http.cpp
 LOAD_CALLS = 60
 LOAD_RATE = 20
-
-
-def scrape(port: int, path: str = "/metrics", method: str = "GET", timeout: float = 5.0):
-    """(status, content type, body) of an HTTP request to the metrics listener."""
-    req = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method,
-                                 data=b"x" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.headers.get("Content-Type"), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read().decode()
-
-
-def parse(text: str) -> dict[str, float]:
-    """Samples by 'name{labels}'; asserts the line structure of the format."""
-    samples, typed = {}, set()
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            continue
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a sample line: {line!r}"
-        assert m.group(1) in typed, f"sample before its # TYPE: {line!r}"
-        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return samples
 
 
 def requests_by_method(messages: list[str]) -> collections.Counter:
@@ -204,17 +174,10 @@ class Metrics(E2ETestCase):
             taken.bind((HOST, 0))
             taken.listen()
             port = taken.getsockname()[1]
-            config = self.tmp / "sipwitness.yaml"
-            config.write_text(f'listen: [{{ transport: udp, host: {HOST}, port: 0 }}]\n'
-                              f'upstream: {{ uri: "sip:{HOST}:5070;transport=udp" }}\n'
-                              f'metrics: {{ listen: "{HOST}:{port}" }}\n')
-            run = subprocess.run([sipwitness_binary(), "run", "--config", str(config)], cwd=self.tmp,
-                                 capture_output=True, text=True, timeout=20)
-        self.assertEqual(run.returncode, 1, run.stderr)
-        self.assertIn(f"metrics.listen: cannot listen on http {HOST}:{port}: Address already in use", run.stderr)
-        self.assertNotRegex(run.stderr, r"\bready:")
-        for marker in SANITIZER_MARKERS:
-            self.assertNotIn(marker, run.stderr)
+            self.assert_start_fails(f'listen: [{{ transport: udp, host: {HOST}, port: 0 }}]\n'
+                                    f'upstream: {{ uri: "sip:{HOST}:5070;transport=udp" }}\n'
+                                    f'metrics: {{ listen: "{HOST}:{port}" }}\n',
+                                    f"metrics.listen: cannot listen on http {HOST}:{port}: Address already in use")
 
     def test_relays_while_scraped(self):
         callee = self.start_sipp("uas_call.xml", calls=LOAD_CALLS, timeout=60, name="callee",

@@ -59,8 +59,8 @@ from harness import (FAKE_AUTHORIZATION, HOST, SANITIZER_MARKERS, E2ETestCase, T
                      UdpClient, free_port, header_values, make_request, sipwitness_binary, start_line,
                      status_code, via_param)
 from relay_common import WWW_AUTHENTICATE, lines_of  # noqa: E402
-from test_challenge import USERS_YAML, PyPhone, challenge_yaml  # noqa: E402  (helpers only)
-from test_metrics import parse, scrape  # noqa: E402  (helpers only)
+from challenge_common import USERS_YAML, PyPhone, challenge_yaml  # noqa: E402
+from metrics_common import parse, scrape  # noqa: E402
 
 WORKERS = 2
 # "workers: 2 (udp 127.0.0.1:5060 shared; own udp ports 40001, 40002)"
@@ -547,14 +547,10 @@ class Workers(E2ETestCase):
                 with self.assertRaises(OSError, msg="SO_REUSEADDR bound the workers' port") as caught:
                     intruder.bind((HOST, sw.udp_port))
                 self.assertEqual(caught.exception.errno, errno.EADDRINUSE)
-            config = self.tmp / "second.yaml"
-            config.write_text(f"workers: 2\nlisten:\n  - {{ transport: udp, host: {HOST}, port: {sw.udp_port} }}\n"
-                              f"upstream: {{ uri: \"sip:{HOST}:{provider.port}\" }}\n"
-                              f"diag: {{ verdict_log: \"{self.tmp / 'second.jsonl'}\" }}\n")
-            second = subprocess.run([sipwitness_binary(), "run", "--config", str(config)], stdin=subprocess.DEVNULL,
-                                    capture_output=True, text=True, timeout=10)
-            self.assertEqual(second.returncode, 1, second.stderr)
-            self.assertIn(f"cannot listen on udp {HOST}:{sw.udp_port}", second.stderr)
+            self.assert_start_fails(f"workers: 2\nlisten:\n  - {{ transport: udp, host: {HOST}, port: {sw.udp_port} }}\n"
+                                    f"upstream: {{ uri: \"sip:{HOST}:{provider.port}\" }}\n"
+                                    f"diag: {{ verdict_log: \"{self.tmp / 'second.jsonl'}\" }}\n",
+                                    f"cannot listen on udp {HOST}:{sw.udp_port}")
             self.options_round(sw, provider, self.phones(8), "still")
 
     def test_tcp_phones_are_served_by_worker_0(self):
