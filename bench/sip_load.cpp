@@ -192,18 +192,19 @@ int open_socket(Endpoint& bind_ep) {
     if (setsockopt(fd, SOL_SOCKET, o[0], &kSockBuf, sizeof kSockBuf) != 0)
       setsockopt(fd, SOL_SOCKET, o[1], &kSockBuf, sizeof kSockBuf);
   }
-  int got = 0;
-  socklen_t gl = sizeof got;
-  // Linux reports twice the requested size (bookkeeping overhead included).
-  static bool warned = false;  // once, not once per socket of uac --sockets
-  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got < kSockBuf && !warned) {
-    std::fprintf(stderr, "sip_load: warning: SO_RCVBUF is only %d bytes\n", got);
-    warned = true;
-  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&bind_ep.addr), bind_ep.len) != 0) die("bind");
   socklen_t len = sizeof bind_ep.addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&bind_ep.addr), &len);
   return fd;
+}
+
+// Every socket gets the same buffers: the caller asks about one of them.
+void warn_if_small_buffer(int fd) {
+  int got = 0;
+  socklen_t gl = sizeof got;
+  // Linux reports twice the requested size (bookkeeping overhead included).
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got < kSockBuf)
+    std::fprintf(stderr, "sip_load: warning: SO_RCVBUF is only %d bytes\n", got);
 }
 
 // ------------------------------------------------------------------ parsing
@@ -322,6 +323,7 @@ int run_uas(int argc, char** argv) {
 
   sigset_t wait_mask = install_signals();
   int fd = open_socket(*bind_ep);
+  warn_if_small_buffer(fd);
   const Nanos deadline = now_ns() + static_cast<Nanos>(duration * 1e9);
 
   std::vector<char> in(kBatch * kRecvSlot);
@@ -694,6 +696,7 @@ int run_uac(int argc, char** argv) {
     if (s > 0) set_port(locals[s].addr, 0);
     fds.push_back(open_socket(locals[s]));
   }
+  warn_if_small_buffer(fds.front());
   Uac uac(fds, *target, locals, count);
   UacResult& res = uac.result();
   const Nanos timeout_ns = timeout_ms * 1'000'000;
