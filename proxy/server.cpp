@@ -121,12 +121,12 @@ struct Server::Listener {
   std::vector<Datagram> batch;  // sent at the end of the read burst
 };
 
-// One read's slots: each as large as a datagram can be (only the bytes the
-// kernel writes are ever touched).
+// One read's slots: each as large as a datagram can be. Left uninitialised,
+// so only the pages the kernel writes into become resident (1 MiB otherwise).
 struct Server::RecvSlots {
   RecvSlots() {
     for (std::size_t i = 0; i < kRecvSlots; ++i) {
-      iov[i] = {bytes.data() + i * kDatagramBuffer, kDatagramBuffer};
+      iov[i] = {bytes.get() + i * kDatagramBuffer, kDatagramBuffer};
       msgs[i].msg_hdr.msg_name = &from[i];
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
@@ -136,9 +136,9 @@ struct Server::RecvSlots {
   void reset() {
     for (auto& m : msgs) m.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
   }
-  std::string_view datagram(std::size_t i) const { return {bytes.data() + i * kDatagramBuffer, msgs[i].msg_len}; }
+  std::string_view datagram(std::size_t i) const { return {bytes.get() + i * kDatagramBuffer, msgs[i].msg_len}; }
 
-  std::vector<char> bytes = std::vector<char>(kRecvSlots * kDatagramBuffer);
+  std::unique_ptr<char[]> bytes = std::make_unique_for_overwrite<char[]>(kRecvSlots * kDatagramBuffer);
   std::array<mmsghdr, kRecvSlots> msgs{};
   std::array<iovec, kRecvSlots> iov{};
   std::array<sockaddr_storage, kRecvSlots> from{};
