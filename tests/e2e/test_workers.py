@@ -25,6 +25,8 @@ worker sends toward the upstream leaves from its own port and names it in Via
   port;
 * 300 SIPp calls at 100/s with a socket per call (`-t un`) all succeed and
   reach the SIPp provider from both private ports;
+* 100 such calls to a SIPp provider over TCP all succeed, over one connection
+  per worker, with one `ok` verdict per call;
 * `--check`: 0, 65, `many` and `workers: 2` with lab.role, diag.capture or
   relay.add_path: false are errors naming `workers` (exit 2, file:line:col);
   1, 2, 64 and `auto` pass;
@@ -119,6 +121,17 @@ def uri_address(value: str) -> tuple[str, int]:
 def call_id_of(message: str) -> str:
     values = header_values(message, "call-id")
     return values[0] if values else ""
+
+
+def connections_to(port: int) -> list[int]:
+    """Local ports of the established TCP connections to 127.0.0.1:port (/proc/net/tcp)."""
+    local_ports = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if state == "01" and remote == f"0100007F:{port:04X}":
+            local_ports.append(int(local.split(":")[1], 16))
+    return local_ports
 
 
 def is_request(message: str, method: str) -> bool:
@@ -597,6 +610,34 @@ class Workers(E2ETestCase):
             sys.stderr.write(f"\nworkers: {SIPP_CALLS} calls ok, INVITEs per worker port {dict(ports)}; "
                              f"retransmissions phone/provider {phone.stats.get('Retransmissions(C)')}/"
                              f"{provr.stats.get('Retransmissions(C)')}\n")
+
+    def test_sipp_calls_to_a_tcp_upstream(self):
+        """Phones on UDP spread over the workers, the provider on TCP: each
+        worker opens a connection of its own, and what comes back on it
+        reaches the worker that holds the call."""
+        calls = 100
+        budget = calls / SIPP_RATE + 30
+        verdict_log = self.tmp / "verdicts.jsonl"
+        uas = self.start_sipp("uas_call.xml", calls=calls, timeout=budget, name="provider", transport="tcp")
+        with self.workers_proxy(uas.port, f'diag: {{ verdict_log: "{verdict_log}" }}\n', listen=("udp", "tcp"),
+                                upstream_transport="tcp") as sw:
+            self.own_ports(sw)
+            caller = self.start_sipp("uac_call.xml", (HOST, sw.udp_port), calls=calls, rate=SIPP_RATE, limit=100,
+                                     service="2000", timeout=budget, name="phone", trace_messages=False,
+                                     extra_args=["-t", "un", "-max_socket", "1024"])
+            # The provider closes its connections when it is done: look while the calls run.
+            connections: set[int] = set()
+            while caller.running():
+                connections.update(connections_to(uas.port))
+                time.sleep(0.05)
+            phone, provr = caller.wait(), uas.wait()
+            self.assertTrue(sw.alive(), "sipwitness died under load")
+            self.assertSippOk(phone, calls)
+            self.assertSippOk(provr, calls)
+            self.assertEqual(len(connections), WORKERS, f"one connection to the provider per worker: {connections}")
+        verdicts = collections.Counter(json.loads(line)["verdict"] for line in verdict_log.read_text().splitlines()
+                                       if '"method":"INVITE"' in line)
+        self.assertEqual(verdicts, {"ok": calls}, "one ok verdict per call, whichever worker held it")
 
     # -- config ---------------------------------------------------------------
     BASE = ('listen:\n  - { transport: udp, host: 127.0.0.1, port: 0 }\n'
