@@ -512,7 +512,10 @@ void Server::on_udp_readable(uv_poll_t* handle, int status, int) {
     // Read it, then whatever datagrams wait, and watch again.
     self->read_icmp_errors(*l);
     self->read_datagrams(*l);
-    if (!self->shutting_down_) uv_poll_start(handle, UV_READABLE, &Server::on_udp_readable);
+    if (self->shutting_down_) return;
+    if (int rc = uv_poll_start(handle, UV_READABLE, &Server::on_udp_readable); rc != 0)
+      self->log_->error("udp {}: cannot watch the socket again ({}): nothing more is read from it",
+                        l->bound.to_string(), uv_strerror(rc));
     return;
   }
   self->read_datagrams(*l);
