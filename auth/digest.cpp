@@ -3,9 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <initializer_list>
 
+#include "auth/md5.hpp"
 #include "proxy/sip/text.hpp"
 
 namespace sw::auth {
@@ -33,18 +35,16 @@ Hash hash_of(Algorithm a) {
   return Hash::md5;
 }
 
-// Fetched once and kept for the life of the process: with OpenSSL 3 an
-// EVP_md5()-style legacy handle makes every EVP_DigestInit do an implicit
-// provider fetch, which costs more than hashing a SIP-sized input.
-// "SHA2-512/256" is the real SHA-512/256 (its own initial values), which is
-// what RFC 7616 and Kamailio/OpenSIPS mean by SHA-512-256, not a truncated SHA-512.
+// The SHA-2 hashes (MD5 is our own, auth/md5.hpp), fetched once and kept for
+// the life of the process: with OpenSSL 3 an EVP_sha256()-style legacy handle
+// makes every EVP_DigestInit do an implicit provider fetch, which costs more
+// than hashing a SIP-sized input. "SHA2-512/256" is the real SHA-512/256 (its
+// own initial values), which is what RFC 7616 and Kamailio/OpenSIPS mean by
+// SHA-512-256, not a truncated SHA-512.
 const EVP_MD* message_digest(Hash h) {
-  static const std::array<EVP_MD*, kHashCount> fetched = {
-      EVP_MD_fetch(nullptr, "MD5", nullptr),
-      EVP_MD_fetch(nullptr, "SHA2-256", nullptr),
-      EVP_MD_fetch(nullptr, "SHA2-512/256", nullptr),
-  };
-  return fetched[static_cast<std::size_t>(h)];
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  static EVP_MD* const sha512_256 = EVP_MD_fetch(nullptr, "SHA2-512/256", nullptr);
+  return h == Hash::sha256 ? sha256 : sha512_256;
 }
 
 // One reusable context per hash and thread: EVP_MD_CTX_new/free per call would
@@ -68,6 +68,13 @@ EVP_MD_CTX* thread_context(Hash h) {
 // Hashes the concatenation of parts into out (kMaxDigestBytes room) without
 // building the concatenated string. Returns the digest length, 0 on failure.
 std::size_t hash_parts(Hash h, std::initializer_list<std::string_view> parts, unsigned char* out) {
+  if (h == Hash::md5) {
+    Md5 md5;
+    for (auto p : parts) md5.update(p);
+    const auto digest = md5.finish();
+    std::copy(digest.begin(), digest.end(), out);
+    return digest.size();
+  }
   const EVP_MD* md = message_digest(h);
   EVP_MD_CTX* ctx = thread_context(h);
   if (md == nullptr || ctx == nullptr) return 0;
