@@ -16,7 +16,6 @@ namespace {
 
 // The three hash functions behind the six algorithm names.
 enum class Hash : std::uint8_t { md5, sha256, sha512_256 };
-constexpr std::size_t kHashCount = 3;
 constexpr std::size_t kMaxDigestBytes = 32;  // SHA-256 and SHA-512/256; MD5 is 16
 constexpr std::size_t kMaxHexBytes = 2 * kMaxDigestBytes;
 
@@ -47,22 +46,19 @@ const EVP_MD* message_digest(Hash h) {
   return h == Hash::sha256 ? sha256 : sha512_256;
 }
 
-// One reusable context per hash and thread: EVP_MD_CTX_new/free per call would
-// be an allocation pair on every verify, and a context is not thread-safe.
-EVP_MD_CTX* thread_context(Hash h) {
-  struct Contexts {
-    std::array<EVP_MD_CTX*, kHashCount> ctx{};
-    Contexts() = default;
-    Contexts(const Contexts&) = delete;
-    Contexts& operator=(const Contexts&) = delete;
-    ~Contexts() {
-      for (auto* c : ctx) EVP_MD_CTX_free(c);
-    }
+// One reusable context per thread (EVP_DigestInit_ex2 sets its hash each
+// time): EVP_MD_CTX_new/free per call would be an allocation pair on every
+// verify, and a context is not thread-safe.
+EVP_MD_CTX* thread_context() {
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    Context() = default;
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+    ~Context() { EVP_MD_CTX_free(ctx); }
   };
-  thread_local Contexts contexts;
-  auto& c = contexts.ctx[static_cast<std::size_t>(h)];
-  if (c == nullptr) c = EVP_MD_CTX_new();
-  return c;
+  thread_local Context context;
+  return context.ctx;
 }
 
 // Hashes the concatenation of parts into out (kMaxDigestBytes room) without
@@ -76,7 +72,7 @@ std::size_t hash_parts(Hash h, std::initializer_list<std::string_view> parts, un
     return digest.size();
   }
   const EVP_MD* md = message_digest(h);
-  EVP_MD_CTX* ctx = thread_context(h);
+  EVP_MD_CTX* ctx = thread_context();
   if (md == nullptr || ctx == nullptr) return 0;
   if (EVP_DigestInit_ex2(ctx, md, nullptr) != 1) return 0;
   for (auto p : parts)
