@@ -7,8 +7,9 @@ always be reproduced. Both proxies go through every scenario, the report has
 each of its tables with a row per scenario and proxy, every fixed-rate run
 completed all its calls, each CPU row has its rounds (median, min–max, each
 round's value) and each ratio row its paired-rounds ratio, each proxy's
-response-time row is followed by the generator alone at the same rate and
-count, and --results appends the report to the file.
+response-time row (and, with two CPUs, its pinned row) is followed by the
+generator alone at the same rate and count, and --results appends the report
+to the file.
 
 A second test feeds the report three made-up rounds per proxy (no processes):
 the median, the range, the median round's user/sys split and memory, and the
@@ -35,6 +36,7 @@ import datetime
 import importlib.machinery
 import importlib.util
 import json
+import os
 import re
 import shutil
 import socket
@@ -156,15 +158,18 @@ class BenchCompare(unittest.TestCase):
                 self.assertEqual((low, high), (median, median), row.group(0))
             # the ratio row: ratio of the medians, then the paired rounds' median (min–max, rounds)
             self.assertRegex(report, rf"(?m)^\| {scenario} \| [\d.]+ \| [\d.]+ \([\d.]+–[\d.]+, 1 round\) \| ")
+        # with two CPUs or more, each proxy's run again pinned apart from the generator
+        variants = [("", "")] + ([(", pinned", "pinned, ")] if len(os.sched_getaffinity(0)) >= 2 else [])
         for proxy in ("sipwitness", "Kamailio"):
-            # each proxy's sip_load row, then the generator alone at the same rate and count
-            rows = re.search(rf"^\| {proxy} \| ({NUM}) \| {NUM}/({NUM}) \| .*\n"
-                             rf"\| none \(generator alone, same rate as {proxy}\) \| ({NUM}) \| "
-                             rf"({NUM})/({NUM}) \| \*\*{NUM}\*\* \| {NUM} \| \*\*{NUM}\*\* \|",
-                             report, re.M)
-            self.assertIsNotNone(rows, f"no same-rate generator row after {proxy}'s:\n{report}")
-            self.assertEqual(rows.group(1, 2), rows.group(3, 5), rows.group(0))
-            self.assertEqual(rows.group(4), rows.group(5), rows.group(0))  # all answered
+            for row_suffix, base_words in variants:
+                # each proxy's sip_load row, then the generator alone at the same rate and count
+                rows = re.search(rf"^\| {proxy}{row_suffix} \| ({NUM}) \| {NUM}/({NUM}) \| .*\n"
+                                 rf"\| none \(generator alone, {base_words}same rate as {proxy}\) \| "
+                                 rf"({NUM}) \| ({NUM})/({NUM}) \| \*\*{NUM}\*\* \| {NUM} \| "
+                                 rf"\*\*{NUM}\*\* \|", report, re.M)
+                self.assertIsNotNone(rows, f"no same-rate generator row after {proxy}{row_suffix}:\n{report}")
+                self.assertEqual(rows.group(1, 2), rows.group(3, 5), rows.group(0))
+                self.assertEqual(rows.group(4), rows.group(5), rows.group(0))  # all answered
         self.assertRegex(report, rf"(?m)^\| none \(generator alone, half its own max\) \| {NUM} \| .* \| [\d.]+ \|$")
         flows = re.search(r"^\| [\d,]+ \| [\d,]+ \| [\d,]+ \| \*\*([\d,]+)\*\* \|$", report, re.M)
         self.assertIsNotNone(flows, report)
@@ -197,9 +202,10 @@ class BenchCompare(unittest.TestCase):
                              r"(≥ )?\*?\*?[\d,]+")
             self.assertIsNotNone(kept, proc.stderr[-2000:])
             logs = sorted(kept.glob("*/sipwitness.log"))
-            # the CPU round, the searches and the flows
+            # the CPU round, the searches, the response-time runs and the flows
             self.assertEqual([p.parent.name for p in logs],
-                             ["flows", "options-sipwitness-round1", "options-sipwitness-search"])
+                             ["flows", "options-sipwitness-latency", "options-sipwitness-round1",
+                              "options-sipwitness-search"])
             for path in logs:
                 self.assertNotIn("error", path.read_text(errors="replace"), path)
                 self.assertIn("workers: 2\n", (path.parent / "sipwitness.yaml").read_text())
