@@ -1,6 +1,7 @@
 #include "mac.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -8,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace sw::auth {
@@ -25,46 +27,73 @@ int base64url_value(char c) {
 }
 
 // One HMAC context per thread, with the digest set once: EVP_MAC_init then
-// only re-keys it, instead of fetching HMAC and SHA-256 on every call.
-EVP_MAC_CTX* thread_hmac() {
-  struct Holder {
-    EVP_MAC_CTX* ctx = nullptr;
-    Holder() {
-      EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-      if (mac == nullptr) return;
-      ctx = EVP_MAC_CTX_new(mac);
-      EVP_MAC_free(mac);  // the context keeps its own reference
-      if (ctx == nullptr) return;
-      char digest[] = "SHA2-256";
-      OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                             OSSL_PARAM_construct_end()};
-      if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = nullptr;
-      }
+// only re-keys it, instead of fetching HMAC and SHA-256 on every call. It
+// also keeps the key it was given last: setting a key hashes the padded key
+// twice, which with the same key again (the nonce secret on every challenge
+// and every answer) EVP_MAC_init with no key skips by restarting from the
+// kept state.
+struct ThreadHmac {
+  EVP_MAC_CTX* ctx = nullptr;
+  std::string key;  // what ctx is keyed with, when keyed
+  bool keyed = false;
+
+  ThreadHmac() {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr) return;
+    ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);  // the context keeps its own reference
+    if (ctx == nullptr) return;
+    char digest[] = "SHA2-256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      ctx = nullptr;
     }
-    Holder(const Holder&) = delete;
-    Holder& operator=(const Holder&) = delete;
-    ~Holder() { EVP_MAC_CTX_free(ctx); }
-  };
-  thread_local Holder holder;
-  return holder.ctx;
+  }
+  ThreadHmac(const ThreadHmac&) = delete;
+  ThreadHmac& operator=(const ThreadHmac&) = delete;
+  ~ThreadHmac() {
+    if (!key.empty()) OPENSSL_cleanse(key.data(), key.size());
+    EVP_MAC_CTX_free(ctx);
+  }
+
+  bool start(std::string_view k) {
+    if (keyed && k.size() == key.size() && CRYPTO_memcmp(k.data(), key.data(), k.size()) == 0)
+      return EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;
+    keyed = false;
+    // OpenSSL wants a non-null key pointer even for an empty key.
+    static const unsigned char empty_key = 0;
+    const auto* bytes = k.empty() ? &empty_key : reinterpret_cast<const unsigned char*>(k.data());
+    if (EVP_MAC_init(ctx, bytes, k.size(), nullptr) != 1) return false;
+    if (!key.empty()) OPENSSL_cleanse(key.data(), key.size());
+    key.assign(k);
+    keyed = true;
+    return true;
+  }
+};
+
+ThreadHmac& thread_hmac() {
+  thread_local ThreadHmac hmac;
+  return hmac;
 }
 
 }  // namespace
 
 std::string hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts) {
-  EVP_MAC_CTX* ctx = thread_hmac();
-  if (ctx == nullptr) return {};
-  // OpenSSL wants a non-null key pointer even for an empty key.
-  static const unsigned char empty_key = 0;
-  const auto* k = key.empty() ? &empty_key : reinterpret_cast<const unsigned char*>(key.data());
-  if (EVP_MAC_init(ctx, k, key.size(), nullptr) != 1) return {};
-  for (auto part : parts)
-    if (EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(part.data()), part.size()) != 1) return {};
+  ThreadHmac& hmac = thread_hmac();
+  if (hmac.ctx == nullptr) return {};
+  // A failure part-way leaves the context in an unknown state: key it anew next time.
+  bool ok = hmac.start(key);
+  for (auto part = parts.begin(); ok && part != parts.end(); ++part)
+    ok = EVP_MAC_update(hmac.ctx, reinterpret_cast<const unsigned char*>(part->data()), part->size()) == 1;
   std::array<unsigned char, EVP_MAX_MD_SIZE> full{};
   std::size_t len = 0;
-  if (EVP_MAC_final(ctx, full.data(), &len, full.size()) != 1 || len != 32) return {};
+  ok = ok && EVP_MAC_final(hmac.ctx, full.data(), &len, full.size()) == 1 && len == 32;
+  if (!ok) {
+    hmac.keyed = false;
+    return {};
+  }
   return std::string(reinterpret_cast<const char*>(full.data()), len);
 }
 

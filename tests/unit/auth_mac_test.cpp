@@ -28,6 +28,29 @@ TEST(Mac, HmacPartsAreConcatenated) {
   EXPECT_EQ(hmac_sha256("", {"x"}).size(), 32u);
 }
 
+// The thread's HMAC context keeps its key between calls: a call with the same
+// key restarts from it, any other key is set anew. Known answers (RFC 4231
+// cases 1 and 2) must hold whichever key the call before used.
+TEST(Mac, HmacKeptKeyNeverLeaksIntoAnotherKeysResult) {
+  const std::string case1_key(20, '\x0b');
+  const std::string case1 = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+  const std::string case2 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    EXPECT_EQ(hex(hmac_sha256(case1_key, {"Hi There"})), case1);
+    EXPECT_EQ(hex(hmac_sha256(case1_key, {"Hi ", "There"})), case1);  // same key again
+    EXPECT_EQ(hex(hmac_sha256("Jefe", {"what do ya want for nothing?"})), case2);
+    EXPECT_EQ(hex(hmac_sha256("Jefe", {"what do ya want for nothing?"})), case2);
+  }
+  // A key that is a prefix of the kept one, the empty key, and back.
+  const auto longer = hmac_sha256("Jefe2", {"m"});
+  EXPECT_NE(hmac_sha256("Jefe", {"m"}), longer);
+  const auto empty_key = hmac_sha256("", {"m"});
+  EXPECT_NE(empty_key, hmac_sha256("Jefe", {"m"}));
+  EXPECT_EQ(hmac_sha256("", {"m"}), empty_key);
+  EXPECT_EQ(hmac_sha256("Jefe2", {"m"}), longer);
+}
+
 TEST(Mac, Base64UrlRoundTripsEveryLength) {
   std::string bytes;
   for (int n = 0; n < 40; ++n) {
