@@ -202,10 +202,10 @@ class BenchCompare(unittest.TestCase):
                              r"(≥ )?\*?\*?[\d,]+")
             self.assertIsNotNone(kept, proc.stderr[-2000:])
             logs = sorted(kept.glob("*/sipwitness.log"))
-            # the CPU round, the searches, the response-time runs and the flows
+            # the CPU round, the two searches, the response-time runs and the flows
             self.assertEqual([p.parent.name for p in logs],
                              ["flows", "options-sipwitness-latency", "options-sipwitness-round1",
-                              "options-sipwitness-search"])
+                              "options-sipwitness-search", "options-sipwitness-search-sip_load"])
             for path in logs:
                 self.assertNotIn("error", path.read_text(errors="replace"), path)
                 self.assertIn("workers: 2\n", (path.parent / "sipwitness.yaml").read_text())
