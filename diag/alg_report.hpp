@@ -22,6 +22,7 @@ class AlgReport : public Observer {
   explicit AlgReport(Sink sink, std::size_t max_paths = 256);
 
   void on_message(const Observed& e) override;
+  bool wants_relayed_copies() const override { return false; }  // it reads the lab path's arrivals
 
   struct Path {
     std::string transport, peer_ip;

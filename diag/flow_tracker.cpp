@@ -231,9 +231,9 @@ void FlowTracker::note_rewrites(Flow& flow, const Observed& e) {
 void FlowTracker::end(const std::string& key, int final_status, TimePoint now) {
   auto it = flows_.find(key);
   if (it == flows_.end()) return;
-  auto verdict = analyze(it->second, final_status, now);
-  lru_.erase(it->second.lru);
-  flows_.erase(it);
+  auto node = flows_.extract(it);
+  lru_.erase(node.mapped().lru);
+  auto verdict = analyze(std::move(node.mapped()), final_status, now);
   ++verdicts_;
   sink_(verdict);
 }
@@ -256,24 +256,24 @@ void FlowTracker::finish(TimePoint now) {
   for (const auto& [key, status] : all) end(key, status, now);
 }
 
-Verdict FlowTracker::analyze(const Flow& f, int final_status, TimePoint now) const {
+Verdict FlowTracker::analyze(Flow&& f, int final_status, TimePoint now) const {
   auto v = analyze_digest(f, final_status, now);
   if (!f.alg_hints.empty() && v.verdict != VerdictKind::alg_rewrite) {
     v.evidence.emplace_back("alg_likely", true);
-    v.evidence.emplace_back("alg_hints", f.alg_hints);
+    v.evidence.emplace_back("alg_hints", std::move(f.alg_hints));
     v.hint += " A SIP ALG likely rewrote the phone's request on the way (see alg_hints): disable the router's "
               "SIP ALG and test again.";
   }
   return v;
 }
 
-Verdict FlowTracker::analyze_digest(const Flow& f, int final_status, TimePoint now) const {
+Verdict FlowTracker::analyze_digest(Flow& f, int final_status, TimePoint now) const {
   Verdict v;
   v.ts = now;
-  v.call_id = f.call_id;
-  v.method = f.method;
-  v.aor = f.aor;
-  v.source = f.source;
+  v.call_id = std::move(f.call_id);
+  v.method = std::move(f.method);
+  v.aor = std::move(f.aor);
+  v.source = std::move(f.source);
   v.challenges = static_cast<int>(f.challenges.size());
   v.final_status = final_status;
   if (!f.answers.empty()) v.user = f.answers.back().username();

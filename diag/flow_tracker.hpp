@@ -43,6 +43,7 @@ class FlowTracker : public Observer {
   void set_known(std::shared_ptr<const auth::CredentialStore> known) { settings_.known = std::move(known); }
 
   void on_message(const Observed& event) override;
+  bool wants_relayed_copies() const override { return false; }
   // Ends flows silent for flow_timeout after a challenge (no_credentials, or the
   // cause found in their last answer) and flows without any final response for
   // twice that (unanswered).
@@ -135,14 +136,15 @@ class FlowTracker : public Observer {
 
   // The verdict for a flow ending now with this final status: a final response's
   // code, the last challenge's (401/407) when the client gave up or looped, or
-  // 0 when nothing answered. Exposed for tests and the offline analyzer.
-  Verdict analyze(const Flow& flow, int final_status, TimePoint now) const;
+  // 0 when nothing answered. The flow is used up: its texts move into the
+  // verdict rather than being copied, once per flow.
+  Verdict analyze(Flow&& flow, int final_status, TimePoint now) const;
 
  private:
   void on_request(const Observed& e);
   void on_response(const Observed& e);
   static void note_rewrites(Flow& flow, const Observed& e);
-  Verdict analyze_digest(const Flow& flow, int final_status, TimePoint now) const;
+  Verdict analyze_digest(Flow& flow, int final_status, TimePoint now) const;
   void end(const std::string& key, int final_status, TimePoint now);
   Flow* find(const std::string& key);
 

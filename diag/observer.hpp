@@ -38,6 +38,10 @@ class Observer {
   // Whether this observer reads Observed::self; finding our own address costs
   // a lookup per message, paid only when someone wants it.
   virtual bool wants_self() const { return false; }
+  // Whether this observer reads what sipwitness relays on its sending side, a
+  // copy of a message it was shown arriving (its own replies are always
+  // shown): when none does, two events per transaction are never built.
+  virtual bool wants_relayed_copies() const { return true; }
 };
 
 // One line per message: direction, peer, the start line, Call-ID, and the digest

@@ -46,6 +46,7 @@ class TraceLog : public sw::diag::Observer {
   void on_message(const sw::diag::Observed& e) override {
     if (log_->should_log(spdlog::level::debug)) log_->debug("{}", sw::diag::summarize(e));
   }
+  bool wants_relayed_copies() const override { return log_->should_log(spdlog::level::debug); }
 
  private:
   std::shared_ptr<spdlog::logger> log_;

@@ -1099,6 +1099,9 @@ bool Server::send(const Flow& to, std::string bytes, const FailureReply& on_fail
   auto handed = [&](const Listener& l, const Connection* c) {
     counters_.out.start_line(bytes);
     if (observers_.empty() || (!shown.relayed && !shown.own_reply)) return;
+    if (shown.relayed && std::none_of(observers_.begin(), observers_.end(),
+                                      [](const diag::Observer* o) { return o->wants_relayed_copies(); }))
+      return;
     auto self = observers_want_self_ ? self_address(l, to.remote, c) : std::string();
     if (shown.relayed) {
       observe(diag::Direction::sent, *shown.relayed, to, self, bytes);
