@@ -207,9 +207,9 @@ class Hints {
 // not this rule: the verdict reports them as uri_mismatch.
 void digest_uri_rule(const sip::Message& m, Hints& hints) {
   if (!m.first(HeaderId::Authorization) && !m.first(HeaderId::ProxyAuthorization)) return;
-  auto ruri = sip::parse_uri(m.request_uri);
-  if (!ruri || !ruri->is_sip()) return;
-  auto ruri_ip = parse_ip(ruri->host);
+  const auto& ruri = m.ruri;
+  if (!ruri.is_sip()) return;
+  auto ruri_ip = parse_ip(ruri.host);
   if (!ruri_ip) return;
   for (const auto& h : m.headers) {
     if (h.id != HeaderId::Authorization && h.id != HeaderId::ProxyAuthorization) continue;
@@ -222,18 +222,18 @@ void digest_uri_rule(const sip::Message& m, Hints& hints) {
     if (!uri || !uri->is_sip()) continue;
     auto ip = parse_ip(uri->host);
     if (!ip || ip->v4 != ruri_ip->v4 || *ip == *ruri_ip) continue;
-    if (!sip::iequals(uri->scheme, ruri->scheme) || uri->user != ruri->user || uri->params != ruri->params ||
-        uri->headers != ruri->headers)
+    if (!sip::iequals(uri->scheme, ruri.scheme) || uri->user != ruri.user || uri->params != ruri.params ||
+        uri->headers != ruri.headers)
       continue;
     std::string header(sip::header_name(h.id));
     if (public_ip(*ruri_ip) && private_ip(*ip)) {
       hints.add("digest_uri_differs", "Request-URI", m.request_uri,
-                "the Request-URI names public " + str(ruri->host) + " where the " + header + " uri= names private " +
+                "the Request-URI names public " + str(ruri.host) + " where the " + header + " uri= names private " +
                     str(uri->host) + ": rewritten after the phone hashed it");
     } else if (private_ip(*ruri_ip) && public_ip(*ip)) {
       hints.add("digest_uri_differs", header + " uri=", text,
                 "the " + header + " uri= names public " + str(uri->host) + " where the Request-URI names private " +
-                    str(ruri->host) + ": rewritten after the phone hashed it");
+                    str(ruri.host) + ": rewritten after the phone hashed it");
     }
   }
 }

@@ -114,10 +114,9 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
     d.strict_route = !na->uri.param("lr");
     return d;
   }
-  auto ruri = sip::parse_uri(r.request_uri);
-  if (!ruri) return reply(400, "Bad Request", "malformed Request-URI");
-  if (!ruri->is_sip()) {
-    if (!in.from_upstream && is_relayed_scheme(ruri->scheme)) {
+  const auto& ruri = r.ruri;  // parse refused a malformed one
+  if (!ruri.is_sip()) {
+    if (!in.from_upstream && is_relayed_scheme(ruri.scheme)) {
       d.target = ctx.upstream;
       return d;
     }
@@ -125,15 +124,15 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
   }
   // RFC 4475 3.1.2.11: headers in a Request-URI are for the UA that built
   // the request from the URI, never for the next hop.
-  if (!ruri->headers.empty()) return reply(400, "Bad Request", "Request-URI carries headers");
-  const bool ruri_is_us = is_ours(ruri->host, ruri->port, ctx.ours);
+  if (!ruri.headers.empty()) return reply(400, "Bad Request", "Request-URI carries headers");
+  const bool ruri_is_us = is_ours(ruri.host, ruri.port, ctx.ours);
   // The ACK for a non-2xx final response belongs to the INVITE transaction: it
   // has the INVITE's Request-URI and no route set, and must take the INVITE's
   // path (RFC 3261 17.1.1.3), which the initial-request rules below reproduce.
   const bool ack_of_non_2xx = r.method == "ACK" && routes.empty();
   if (in_dialog && !ruri_is_us && !ack_of_non_2xx) {
     // In-dialog without a Route of ours: the remote target is the Request-URI.
-    d.target = target_from_uri(*ruri);
+    d.target = target_from_uri(ruri);
     return d;
   }
   // Initial requests, such ACKs, and in-dialog requests whose Request-URI names
@@ -141,7 +140,7 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
   // Initial request: toward a registered phone when the Request-URI names one
   // (a call from the upstream). From elsewhere only an exact contact counts: the
   // upstream may reach us on a connection of its own we cannot tell from a phone's.
-  auto flow = in.from_upstream ? ctx.bindings.lookup(*ruri, ctx.now) : ctx.bindings.lookup_contact(*ruri, ctx.now);
+  auto flow = in.from_upstream ? ctx.bindings.lookup(ruri, ctx.now) : ctx.bindings.lookup_contact(ruri, ctx.now);
   if (flow && !flow->same_peer(in.flow)) {
     d.target = target_from_flow(*flow);
     return d;
@@ -151,7 +150,7 @@ RequestDecision route_request(const sip::Message& r, const Inbound& in, const Ro
     return d;
   }
   if (ruri_is_us) return reply(404, "Not Found", "no registered phone for the Request-URI");
-  d.target = target_from_uri(*ruri);
+  d.target = target_from_uri(ruri);
   return d;
 }
 
@@ -185,8 +184,19 @@ ResponseDecision route_response(const sip::Message& response, const std::vector<
   d.target.port = next->port ? next->port : default_port(*transport);
   if (auto rport = sip::parse_uint<std::uint16_t>(next->rport); rport && *rport) d.target.port = *rport;
   // Our Via says where the request came in: back out of that socket, on that connection.
-  if (auto l = sip::parse_uint<std::uint32_t>(sip::find_param(top->params, "swl").value_or(""))) d.target.listener = *l;
-  if (auto c = sip::parse_uint<std::uint64_t>(sip::find_param(top->params, "swc").value_or(""))) d.target.connection = *c;
+  // Both read in one pass over the parameters we wrote (no quotes, no spaces).
+  const auto params = top->params;
+  for (auto i = params.find(';'); i != std::string_view::npos;) {
+    const auto end = params.find(';', i + 1);
+    const auto param = params.substr(i + 1, end == std::string_view::npos ? end : end - i - 1);
+    const auto name = param.substr(0, 4);
+    if (sip::iequals(name, "swl=")) {
+      if (auto l = sip::parse_uint<std::uint32_t>(param.substr(4))) d.target.listener = *l;
+    } else if (sip::iequals(name, "swc=")) {
+      if (auto c = sip::parse_uint<std::uint64_t>(param.substr(4))) d.target.connection = *c;
+    }
+    i = end;
+  }
   d.forward = true;
   return d;
 }

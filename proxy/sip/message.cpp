@@ -129,7 +129,9 @@ Result<bool> parse_request_line(std::string_view line, Message& m) {
   if (m.request_uri.front() == '<') return Error{Errc::bad_uri, "Request-URI enclosed in <>"};
   if (m.request_uri.find('\t') != std::string_view::npos)
     return Error{Errc::bad_uri, "whitespace in Request-URI"};
-  if (!parse_uri(m.request_uri)) return Error{Errc::bad_uri, "malformed Request-URI"};
+  auto uri = parse_uri(m.request_uri);
+  if (!uri) return Error{Errc::bad_uri, "malformed Request-URI"};
+  m.ruri = *uri;
   m.is_request = true;
   return true;
 }

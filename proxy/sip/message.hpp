@@ -35,6 +35,7 @@ struct Message {
   bool is_request = false;
   std::string_view method;       // requests
   std::string_view request_uri;  // requests
+  Uri ruri;                      // requests: request_uri, parsed (parse checks it anyway)
   int status = 0;                // responses
   std::string_view reason;       // responses
   std::vector<Header> headers;

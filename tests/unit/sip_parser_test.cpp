@@ -165,6 +165,14 @@ TEST(RequestLine, Table) {
     EXPECT_EQ(r->method, row.method);
     EXPECT_EQ(r->request_uri, row.uri);
     EXPECT_EQ(r->status, 0);
+    // The routing reads the Request-URI as parse left it, never parsing it again.
+    auto uri = sw::sip::parse_uri(row.uri);
+    ASSERT_TRUE(uri.ok());
+    EXPECT_EQ(r->ruri.scheme, uri->scheme);
+    EXPECT_EQ(r->ruri.user, uri->user);
+    EXPECT_EQ(r->ruri.host, uri->host);
+    EXPECT_EQ(r->ruri.port, uri->port);
+    EXPECT_EQ(r->ruri.params, uri->params);
   }
 }
 
