@@ -9,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "proxy/sip/text.hpp"
+
 namespace sw::diag {
 
 std::string_view to_string(VerdictKind v) {
@@ -173,15 +175,10 @@ bool append_json_string(std::string& out, std::string_view text) {
   return true;
 }
 
-void append_json_number(std::string& out, long long n) {
-  char digits[24];
-  out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
-}
-
 bool append_json_value(std::string& out, const EvidenceValue& value) {
   if (const auto* text = std::get_if<std::string>(&value)) return append_json_string(out, *text);
   if (const auto* n = std::get_if<long long>(&value)) {
-    append_json_number(out, *n);
+    sip::append_decimal(out, *n);
     return true;
   }
   if (const auto* flag = std::get_if<bool>(&value)) {
@@ -222,9 +219,9 @@ bool write_verdict_json(std::string& out, const Verdict& v) {
       !append_json_field(out, ",\"confidence\":", to_string(v.confidence)))
     return false;
   out.append(",\"challenges\":");
-  append_json_number(out, v.challenges);
+  sip::append_decimal(out, v.challenges);
   out.append(",\"final_status\":");
-  append_json_number(out, v.final_status);
+  sip::append_decimal(out, v.final_status);
   out.append(",\"evidence\":{");
   for (std::size_t i = 0; i < v.evidence.size(); ++i)
     if (!append_json_key(out, v.evidence[i].first, i == 0) || !append_json_value(out, v.evidence[i].second))

@@ -54,7 +54,9 @@ const char* transport_upper(Transport t) {
 
 }  // namespace
 
-std::string loop_hash(const sip::Message& r) {
+namespace {
+
+Fnv64 loop_fnv(const sip::Message& r) {
   Fnv64 h;
   h.add(r.from_tag)
       .add(r.value(sip::HeaderId::CallId))
@@ -65,8 +67,12 @@ std::string loop_hash(const sip::Message& r) {
   // and the ACK for a non-2xx carry the INVITE's Route, so they keep its branch.
   for (const auto& header : r.headers)
     if (header.id == sip::HeaderId::Route) h.add(header.value);
-  return h.hex();
+  return h;
 }
+
+}  // namespace
+
+std::string loop_hash(const sip::Message& r) { return loop_fnv(r).hex(); }
 
 std::string compute_branch(const sip::Message& r) {
   Fnv64 tx;
@@ -78,7 +84,13 @@ std::string compute_branch(const sip::Message& r) {
     tx.add(sip::top_via(r)).add(r.value(sip::HeaderId::CallId)).add(r.from_tag)
         .add(std::uint64_t{r.cseq_number});
   }
-  return std::string(kBranchPrefix) + tx.hex() + "." + loop_hash(r);
+  std::string branch;
+  branch.reserve(kBranchPrefix.size() + 33);
+  branch += kBranchPrefix;
+  tx.append_hex(branch);
+  branch += '.';
+  loop_fnv(r).append_hex(branch);
+  return branch;
 }
 
 bool is_ours(std::string_view host, std::uint16_t port, const std::vector<LocalEndpoint>& ours) {
@@ -183,15 +195,29 @@ std::string forward_request(const sip::Message& r, const Address& source, const 
   const sip::Header* via_header = r.first(sip::HeaderId::Via);
 
   // Our Via goes on top (16.6 step 8), the sender's gets received/rport (18.2.1).
-  std::string via = std::string("Via: SIP/2.0/") + transport_upper(how.out.transport) + " " + how.out.host + ":" +
-                    std::to_string(how.out.port) + ";branch=";
+  // Appended into one string reserved once: it is built for every request.
+  std::string via;
+  via.reserve(96 + how.out.host.size() + how.branch.size());
+  via += "Via: SIP/2.0/";
+  via += transport_upper(how.out.transport);
+  via += ' ';
+  via += how.out.host;
+  via += ':';
+  sip::append_decimal(via, how.out.port);
+  via += ";branch=";
   if (how.branch.empty()) via += compute_branch(r);
   else via += how.branch;
   if (how.ask_rport) via += ";rport";
   // Where the request came in, so its responses go back out of the same socket
   // (RFC 3581 4) and over the same TCP connection (RFC 3261 18.2.2), rport or not.
-  if (how.inbound && how.inbound->listener != kAnyListener) via += ";swl=" + std::to_string(how.inbound->listener);
-  if (how.inbound && how.inbound->connection_id) via += ";swc=" + std::to_string(how.inbound->connection_id);
+  if (how.inbound && how.inbound->listener != kAnyListener) {
+    via += ";swl=";
+    sip::append_decimal(via, how.inbound->listener);
+  }
+  if (how.inbound && how.inbound->connection_id) {
+    via += ";swc=";
+    sip::append_decimal(via, how.inbound->connection_id);
+  }
   via += "\r\n";
   edits.insert(via_header->begin, std::move(via));
   auto sender_via = sip::top_via(r);

@@ -19,11 +19,17 @@ class Fnv64 {
     return *this;
   }
   std::string hex() const {
+    std::string out;
+    append_hex(out);
+    return out;
+  }
+  // The 16 hex digits at the end of out: a branch is built in one string.
+  void append_hex(std::string& out) const {
     // By hand: a branch is hashed per forwarded request, and snprintf costs more than the hash.
     static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out(16, '0');
-    for (int i = 15, shift = 0; i >= 0; --i, shift += 4) out[static_cast<std::size_t>(i)] = kDigits[(h_ >> shift) & 0xf];
-    return out;
+    char digits[16];
+    for (int i = 15, shift = 0; i >= 0; --i, shift += 4) digits[i] = kDigits[(h_ >> shift) & 0xf];
+    out.append(digits, sizeof digits);
   }
 
  private:

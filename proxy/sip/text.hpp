@@ -73,6 +73,13 @@ std::optional<T> parse_uint(std::string_view s) {
   return v;
 }
 
+// Appends an integer in decimal, without the temporary string of std::to_string.
+template <class T>
+void append_decimal(std::string& out, T value) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+}
+
 // Splits a comma-separated header value into its elements, honouring quoted
 // strings (with backslash escapes) and <...> (URIs may contain commas).
 // Calls f(std::string_view element) with each trimmed, non-empty element;

@@ -200,6 +200,8 @@ Result<Via> parse_via(std::string_view element) {
   // ";;,;,," is invalid), and branch, received and rport are picked up on the
   // way (Vias are read several times per message: a second scan costs).
   bool branch_seen = false, received_seen = false;
+  // Without a quote every ';' ends a parameter, found by memchr rather than byte by byte.
+  const bool quoted = v.params.find('"') != std::string_view::npos;
   std::size_t p = 0;
   while (p < v.params.size()) {
     // v.params starts with ';' and p sits on one here.
@@ -207,8 +209,8 @@ Result<Via> parse_via(std::string_view element) {
     while (first < v.params.size() && is_ws(v.params[first])) ++first;
     if (first >= v.params.size() || !is_token_char(v.params[first])) return Error{Errc::bad_via, "empty Via parameter"};
     // To the next ';' outside a quoted string (a backslash escapes inside one).
-    std::size_t end = first;
-    while (end < v.params.size()) {
+    std::size_t end = quoted ? first : std::min(v.params.find(';', first), v.params.size());
+    while (quoted && end < v.params.size()) {
       while (end < v.params.size() && !kParamEnd.has(v.params[end])) ++end;
       if (end >= v.params.size() || v.params[end] == ';') break;
       for (++end; end < v.params.size() && v.params[end] != '"'; ++end)

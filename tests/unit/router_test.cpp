@@ -219,6 +219,14 @@ TEST(Router, ResponsesFollowTheSecondVia) {
   EXPECT_EQ(d.target.listener, 2u);
   EXPECT_EQ(d.target.connection, 17u);
   EXPECT_EQ(d.target.port, 5070);  // no rport: the sent-by port, but the connection wins when it is open
+  // In any order and case, past a parameter that only starts like one of ours.
+  auto reordered = sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKswaa.bb;SWC=9;swlx=4;swl=3",
+                             "Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK1", "To: <sip:a@b>;tag=1", "From: <sip:a@b>;tag=2",
+                             "Call-ID: rr4", "CSeq: 1 OPTIONS", "Content-Length: 0"});
+  d = route_response(parse_ok(reordered), kOurs);
+  ASSERT_TRUE(d.forward);
+  EXPECT_EQ(d.target.listener, 3u);
+  EXPECT_EQ(d.target.connection, 9u);
   // A response whose top Via is not ours is dropped (RFC 3261 16.7 step 1 note).
   auto foreign = sip_text({"SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx", "To: <sip:a@b>;tag=1",
                            "From: <sip:a@b>;tag=2", "Call-ID: rr2", "CSeq: 1 OPTIONS", "Content-Length: 0"});
