@@ -147,15 +147,17 @@ class BenchCompare(unittest.TestCase):
         for scenario in SCENARIOS:
             for proxy in ("sipwitness", "Kamailio"):
                 # the CPU row: every call of every round completed; median, min–max
-                # and one value per round (--quick: one round)
+                # and one value per round (--quick: one round), then user, sys and sleeps
                 row = re.search(rf"^\| {scenario} \| [^|]+ \| {proxy} \| {NUM} \| ({NUM})/({NUM}) \| "
-                                rf"\*\*({NUM})\*\* \| ({NUM})–({NUM}) \| ([^|]+) \| {NUM} \| {NUM} \| ",
+                                rf"\*\*({NUM})\*\* \| ({NUM})–({NUM}) \| ([^|]+) \| {NUM} \| {NUM} \| ([\d.]+) \| ",
                                 report, re.M)
                 self.assertIsNotNone(row, f"no CPU row for {scenario} / {proxy}:\n{report}")
                 self.assertEqual(row.group(1), row.group(2), row.group(0))
                 median, low, high, each = row.group(3, 4, 5, 6)
                 self.assertEqual(each.strip().split("; "), [median], row.group(0))
                 self.assertEqual((low, high), (median, median), row.group(0))
+                # a proxy at a fixed rate below its maximum waits for work now and then
+                self.assertGreater(float(row.group(7)), 0, row.group(0))
             # the ratio row: ratio of the medians, then the paired rounds' median (min–max, rounds)
             self.assertRegex(report, rf"(?m)^\| {scenario} \| [\d.]+ \| [\d.]+ \([\d.]+–[\d.]+, 1 round\) \| ")
         # with two CPUs or more, each proxy's run again pinned apart from the generator
