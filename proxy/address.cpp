@@ -48,6 +48,13 @@ std::uint16_t Address::port() const {
   return 0;
 }
 
+Address Address::with_port(std::uint16_t port) const {
+  Address out = *this;
+  if (family() == AF_INET) reinterpret_cast<sockaddr_in*>(&out.ss_)->sin_port = htons(port);
+  if (family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&out.ss_)->sin6_port = htons(port);
+  return out;
+}
+
 std::string Address::ip() const {
   char buf[INET6_ADDRSTRLEN] = "";
   return std::string(buf, write_ip(buf));

@@ -24,6 +24,7 @@ class Address {
   socklen_t len() const;
   int family() const { return ss_.ss_family; }
   std::uint16_t port() const;
+  Address with_port(std::uint16_t port) const;  // the same IP (and IPv6 scope), another port
   std::string ip() const;          // without brackets
   // Writes ip() at out (room for INET6_ADDRSTRLEN) and returns the end.
   char* write_ip(char* out) const;

@@ -413,7 +413,7 @@ std::optional<Address> resolve(const std::string& host, std::uint16_t port, std:
   }
   auto a = Address::from_sockaddr(list->ai_addr);
   ::freeaddrinfo(list);
-  return Address::from_ip(a.ip(), port);
+  return a.with_port(port);
 }
 
 ProbeTransportResult run_transport(Transport transport, const Address& target, const std::optional<Address>& bind,

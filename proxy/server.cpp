@@ -384,9 +384,9 @@ bool Server::start() {
     l->cfg = shared.cfg;
     auto* raw = l.get();
     listeners_.push_back(std::move(l));
-    auto addr = Address::from_ip(shared.bound.ip(), 0);
-    if (int rc = open_udp(*raw, *addr, false); rc != 0) {
-      log_->error("listen[{}]: cannot open a worker's own udp port on {}: {}", i, addr->ip(), uv_strerror(rc));
+    auto addr = shared.bound.with_port(0);
+    if (int rc = open_udp(*raw, addr, false); rc != 0) {
+      log_->error("listen[{}]: cannot open a worker's own udp port on {}: {}", i, addr.ip(), uv_strerror(rc));
       return false;
     }
     advertise(*raw, own_endpoints_);
@@ -1293,6 +1293,8 @@ const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>&
     for (const auto& c : candidates)
       if (connection_key(c.address, c.transport) == earlier->candidate && usable(c)) return &c;
   for (const auto& c : candidates) {
+    // Nothing down and nothing tried (most requests): no key to look up.
+    if (!earlier && down_until_.empty() && usable(c)) return &c;
     auto key = connection_key(c.address, c.transport);
     if (usable(c) && !is_down(key, now) && !tried(key)) return &c;
   }
@@ -1565,7 +1567,7 @@ Server::Listener* Server::listener_for(Transport t, int family) {
 std::optional<Address> Server::usable_address(const std::vector<Address>& addresses, Transport t, std::uint16_t port) {
   // getaddrinfo may list ::1 before 127.0.0.1: take the first we can send to.
   for (const auto& a : addresses)
-    if (listener_for(t, a.family())) return Address::from_ip(a.ip(), port);
+    if (listener_for(t, a.family())) return a.with_port(port);
   return std::nullopt;
 }
 

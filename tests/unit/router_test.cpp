@@ -302,5 +302,18 @@ TEST(FlowToken, RoundTrips) {
   }
 }
 
+TEST(Address, WithPortKeepsTheAddress) {
+  for (auto ip : {"192.0.2.7", "2001:db8::1", "::1"}) {
+    SCOPED_TRACE(ip);
+    auto a = *Address::from_ip(ip, 5060);
+    auto moved = a.with_port(5070);
+    EXPECT_EQ(moved.port(), 5070);
+    EXPECT_EQ(moved.family(), a.family());
+    EXPECT_TRUE(moved.same_ip(a));
+    EXPECT_EQ(moved, *Address::from_ip(ip, 5070));
+    EXPECT_EQ(a.port(), 5060);  // a copy: the original keeps its port
+  }
+}
+
 }  // namespace
 }  // namespace sw::proxy
