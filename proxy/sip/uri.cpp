@@ -9,6 +9,7 @@ constexpr CharSet kHostChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 constexpr CharSet kSchemeChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."};
 constexpr CharSet kParamEnd{";\""};
 constexpr CharSet kNotInUri{" \t\r\n<>\""};
+constexpr CharSet kUriMarks{" \t\r\n<>\"@?;"};  // kNotInUri and what splits a SIP URI
 
 bool valid_host(std::string_view h) {
   if (h.empty()) return false;
@@ -57,33 +58,46 @@ Result<Uri> parse_uri(std::string_view text) {
   u.scheme = text.substr(0, colon);
   if (!kSchemeChars.all_in(u.scheme)) return Error{Errc::bad_uri, "malformed URI scheme"};
   auto rest = text.substr(colon + 1);
-  if (kNotInUri.any_in(rest)) return Error{Errc::bad_uri, "forbidden character in URI"};
+  // One pass over the rest (URIs are read several times per message): a
+  // forbidden character fails any scheme, and the marks that split a SIP URI
+  // are found on the way. The user part may contain ';' and '?' (RFC 3261 25.1
+  // user-unreserved) but never an unescaped '@', so the host part starts after
+  // the last '@', and only a '?' after it starts the URI headers and only a
+  // ';' between the two the parameters.
+  constexpr auto npos = std::string_view::npos;
+  std::size_t at = npos, q = npos, semi = npos;
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (!kUriMarks.has(c)) continue;
+    if (kNotInUri.has(c)) return Error{Errc::bad_uri, "forbidden character in URI"};
+    if (c == '@') {
+      at = i;
+      q = semi = npos;
+    } else if (c == '?') {
+      if (q == npos) q = i;
+    } else if (q == npos && semi == npos) {
+      semi = i;
+    }
+  }
   if (!u.is_sip()) return u;  // other schemes (tel:, urn:) are opaque to routing
 
-  // The user part may contain ';' and '?' (RFC 3261 25.1 user-unreserved) but
-  // never an unescaped '@', so the host part starts after the last '@'; URI
-  // headers ('?') can only follow the host part.
-  auto at = rest.rfind('@');
-  auto q = rest.find('?', at == std::string_view::npos ? 0 : at);
-  if (q != std::string_view::npos) {
-    u.headers = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  if (at != std::string_view::npos) {
+  const std::size_t end = q == npos ? rest.size() : q;
+  if (q != npos) u.headers = rest.substr(q + 1);
+  std::size_t host_start = 0;
+  if (at != npos) {
     auto userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    if (auto pc = userinfo.find(':'); pc != std::string_view::npos) {
+    if (auto pc = userinfo.find(':'); pc != npos) {
       u.user = userinfo.substr(0, pc);
       u.password = userinfo.substr(pc + 1);
     } else {
       u.user = userinfo;
     }
     if (u.user.empty()) return Error{Errc::bad_uri, "empty user part"};
+    host_start = at + 1;
   }
-  auto semi = rest.find(';');
-  auto hostport = rest.substr(0, semi);
-  if (semi != std::string_view::npos) u.params = rest.substr(semi);
-  auto hp = parse_host_port(hostport);
+  const std::size_t host_end = semi == npos ? end : semi;
+  if (semi != npos) u.params = rest.substr(semi, end - semi);
+  auto hp = parse_host_port(rest.substr(host_start, host_end - host_start));
   if (!hp) return hp.error();
   u.host = hp->host;
   u.port = hp->port;
