@@ -165,13 +165,17 @@ class BenchCompare(unittest.TestCase):
         for proxy in ("sipwitness", "Kamailio"):
             for row_suffix, base_words in variants:
                 # each proxy's sip_load row, then the generator alone at the same rate and count
-                rows = re.search(rf"^\| {proxy}{row_suffix} \| ({NUM}) \| {NUM}/({NUM}) \| .*\n"
+                rows = re.search(rf"^\| {proxy}{row_suffix} \| ({NUM}) \| {NUM}/({NUM}) \| "
+                                 rf"\*\*{NUM}\*\* \| {NUM} \| \*\*({NUM})\*\* \| ({NUM}) \| .*\n"
                                  rf"\| none \(generator alone, {base_words}same rate as {proxy}\) \| "
                                  rf"({NUM}) \| ({NUM})/({NUM}) \| \*\*{NUM}\*\* \| {NUM} \| "
-                                 rf"\*\*{NUM}\*\* \|", report, re.M)
+                                 rf"\*\*({NUM})\*\* \| ({NUM}) \|", report, re.M)
                 self.assertIsNotNone(rows, f"no same-rate generator row after {proxy}{row_suffix}:\n{report}")
-                self.assertEqual(rows.group(1, 2), rows.group(3, 5), rows.group(0))
-                self.assertEqual(rows.group(4), rows.group(5), rows.group(0))  # all answered
+                self.assertEqual(rows.group(1, 2), rows.group(5, 7), rows.group(0))
+                self.assertEqual(rows.group(6), rows.group(7), rows.group(0))  # all answered
+                # --quick: one run per row, so the p99 shown is that run's
+                self.assertEqual(rows.group(3), rows.group(4), rows.group(0))
+                self.assertEqual(rows.group(8), rows.group(9), rows.group(0))
         self.assertRegex(report, rf"(?m)^\| none \(generator alone, half its own max\) \| {NUM} \| .* \| [\d.]+ \|$")
         flows = re.search(r"^\| [\d,]+ \| [\d,]+ \| [\d,]+ \| \*\*([\d,]+)\*\* \|$", report, re.M)
         self.assertIsNotNone(flows, report)
@@ -186,7 +190,7 @@ class BenchCompare(unittest.TestCase):
             proc = subprocess.run(
                 [sys.executable, str(COMPARE), "--quick", "--sipwitness", str(sipwitness),
                  "--sip-load", str(sip_load), "--proxies", "sipwitness", "--scenarios", "options",
-                 "--sipwitness-workers", "2", "--keep"],
+                 "--sipwitness-workers", "2", "--latency-runs", "2", "--keep"],
                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
             m = re.search(r"kept (\S+)", proc.stderr)
             kept = Path(m.group(1)) if m else None
@@ -202,6 +206,12 @@ class BenchCompare(unittest.TestCase):
                              rf"([\d,]+)/\1 \| \*\*{NUM}\*\* \|")
             self.assertRegex(report, r"(?m)^\| OPTIONS \(sip_load\) \| sipwitness \| sip_load \| "
                              r"(≥ )?\*?\*?[\d,]+")
+            # two response-time runs: the row is the one with the lower p99 (the lower middle)
+            row = re.search(rf"(?m)^\| sipwitness \| {NUM} \| {NUM}/{NUM} \| \*\*{NUM}\*\* \| {NUM} \| "
+                            rf"\*\*({NUM})\*\* \| ({NUM}); ({NUM}) \|", report)
+            self.assertIsNotNone(row, report)
+            p99s = [float(v.replace(",", "")) for v in row.group(2, 3)]
+            self.assertEqual(float(row.group(1).replace(",", "")), min(p99s), row.group(0))
             self.assertIsNotNone(kept, proc.stderr[-2000:])
             logs = sorted(kept.glob("*/sipwitness.log"))
             # the CPU round, the two searches, the response-time runs and the flows
