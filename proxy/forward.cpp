@@ -52,10 +52,6 @@ const char* transport_upper(Transport t) {
   return "UDP";
 }
 
-}  // namespace
-
-namespace {
-
 Fnv64 loop_fnv(const sip::Message& r) {
   Fnv64 h;
   h.add(r.from_tag)
