@@ -184,19 +184,19 @@ ResponseDecision route_response(const sip::Message& response, const std::vector<
   d.target.port = next->port ? next->port : default_port(*transport);
   if (auto rport = sip::parse_uint<std::uint16_t>(next->rport); rport && *rport) d.target.port = *rport;
   // Our Via says where the request came in: back out of that socket, on that connection.
-  // Both read in one pass over the parameters we wrote (no quotes, no spaces).
-  const auto params = top->params;
-  for (auto i = params.find(';'); i != std::string_view::npos;) {
-    const auto end = params.find(';', i + 1);
-    const auto param = params.substr(i + 1, end == std::string_view::npos ? end : end - i - 1);
-    const auto name = param.substr(0, 4);
-    if (sip::iequals(name, "swl=")) {
-      if (auto l = sip::parse_uint<std::uint32_t>(param.substr(4))) d.target.listener = *l;
-    } else if (sip::iequals(name, "swc=")) {
-      if (auto c = sip::parse_uint<std::uint64_t>(param.substr(4))) d.target.connection = *c;
+  // Both read in one pass over the parameters (find_param would scan twice);
+  // the first of each counts.
+  bool listener_seen = false, connection_seen = false;
+  sip::for_each_param(top->params, [&](std::string_view name, std::string_view value) {
+    if (!listener_seen && sip::iequals(name, "swl")) {
+      listener_seen = true;
+      if (auto l = sip::parse_uint<std::uint32_t>(value)) d.target.listener = *l;
+    } else if (!connection_seen && sip::iequals(name, "swc")) {
+      connection_seen = true;
+      if (auto c = sip::parse_uint<std::uint64_t>(value)) d.target.connection = *c;
     }
-    i = end;
-  }
+    return !(listener_seen && connection_seen);
+  });
   d.forward = true;
   return d;
 }

@@ -5,32 +5,13 @@
 namespace sw::sip {
 
 std::optional<std::string_view> find_param(std::string_view params, std::string_view name) {
-  // Only a quoted value can hold a ';' that does not end a parameter: without
-  // quotes the parameters are split by memchr instead of byte by byte.
-  const bool quoted = params.find('"') != std::string_view::npos;
-  std::size_t i = params.find(';');
-  while (i != std::string_view::npos) {
-    ++i;
-    std::size_t end = i;
-    if (quoted) {
-      bool in_quote = false;
-      while (end < params.size() && (in_quote || params[end] != ';')) {
-        if (params[end] == '"') in_quote = !in_quote;
-        else if (in_quote && params[end] == '\\') ++end;
-        ++end;
-      }
-      end = std::min(end, params.size());
-    } else {
-      end = std::min(params.find(';', i), params.size());
-    }
-    auto param = params.substr(i, end - i);
-    auto eq = param.find('=');
-    auto pname = trim(param.substr(0, eq));
-    if (iequals(pname, name))
-      return eq == std::string_view::npos ? std::string_view{} : trim(param.substr(eq + 1));
-    i = end < params.size() ? end : std::string_view::npos;
-  }
-  return std::nullopt;
+  std::optional<std::string_view> found;
+  for_each_param(params, [&](std::string_view pname, std::string_view value) {
+    if (!iequals(pname, name)) return true;
+    found = value;
+    return false;
+  });
+  return found;
 }
 
 char* write_ipv4(const unsigned char* bytes, char* out) {

@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers for SIP text, allocation-free but for to_lower. SIP line folding (CRLF followed by
 // whitespace) counts as whitespace everywhere, so folded values need no copy.
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -111,9 +112,41 @@ bool for_each_list_item(std::string_view value, F&& f) {
   return true;
 }
 
+// Calls f(name, value) for each ;name[=value] parameter of a list such as
+// ";lr;transport=tcp", in order, until f returns false. Both come trimmed; a
+// flag's value is "", a quoted value keeps its quotes, and a ';' inside quotes
+// (a backslash escapes there) does not end a parameter.
+template <class F>
+void for_each_param(std::string_view params, F&& f) {
+  constexpr auto npos = std::string_view::npos;
+  // Only a quoted value can hold a ';' that does not end a parameter: without
+  // quotes the parameters are split by memchr instead of byte by byte.
+  const bool quoted = params.find('"') != npos;
+  std::size_t i = params.find(';');
+  while (i != npos) {
+    ++i;
+    std::size_t end = i;
+    if (quoted) {
+      bool in_quote = false;
+      while (end < params.size() && (in_quote || params[end] != ';')) {
+        if (params[end] == '"') in_quote = !in_quote;
+        else if (in_quote && params[end] == '\\') ++end;
+        ++end;
+      }
+      end = std::min(end, params.size());
+    } else {
+      end = std::min(params.find(';', i), params.size());
+    }
+    auto param = params.substr(i, end - i);
+    auto eq = param.find('=');
+    if (!f(trim(param.substr(0, eq)), eq == npos ? std::string_view{} : trim(param.substr(eq + 1)))) return;
+    i = end < params.size() ? end : npos;
+  }
+}
+
 // Looks up a ;name[=value] parameter in a parameter list such as ";lr;transport=tcp".
-// Returns the value (empty for a flag) or nullopt when absent. Names compare
-// case-insensitively; quoted values are returned with their quotes.
+// Returns the value of its first occurrence (empty for a flag) or nullopt when
+// absent. Names compare case-insensitively; quoted values keep their quotes.
 std::optional<std::string_view> find_param(std::string_view params, std::string_view name);
 
 // Writes an IPv4 address (4 bytes, network order) in dotted form at out and
