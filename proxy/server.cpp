@@ -1288,22 +1288,25 @@ const dns::Candidate* Server::choose_upstream(const std::vector<dns::Candidate>&
   auto it = pending_.find(branch);
   const PendingRequest* earlier = it == pending_.end() ? nullptr : &it->second;
   auto tried = [&](const std::string& key) { return earlier && earlier->tried(key); };
+  auto first_usable = [&]() -> const dns::Candidate* {
+    for (const auto& c : candidates)
+      if (usable(c)) return &c;
+    return nullptr;
+  };
+  // Nothing down and nothing tried (most requests): no candidate key to build.
+  if (!earlier && down_until_.empty()) return first_usable();
   // A retransmission follows its first copy, unless that target was given up.
   if (earlier && !is_down(earlier->candidate, now))
     for (const auto& c : candidates)
       if (connection_key(c.address, c.transport) == earlier->candidate && usable(c)) return &c;
   for (const auto& c : candidates) {
-    // Nothing down and nothing tried (most requests): no key to look up.
-    if (!earlier && down_until_.empty() && usable(c)) return &c;
     auto key = connection_key(c.address, c.transport);
     if (usable(c) && !is_down(key, now) && !tried(key)) return &c;
   }
   // Every untried candidate is down: the first untried one still gets a chance.
   for (const auto& c : candidates)
     if (usable(c) && !tried(connection_key(c.address, c.transport))) return &c;
-  for (const auto& c : candidates)
-    if (usable(c)) return &c;
-  return nullptr;
+  return first_usable();
 }
 
 bool Server::has_alternative(const std::vector<dns::Candidate>& candidates, const std::string& chosen,
