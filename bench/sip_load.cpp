@@ -6,6 +6,7 @@
 // the proxy under test.
 //
 //   sip_load uas --bind 127.0.0.1:PORT [--duration SECONDS]
+//   sip_load relay --bind 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--duration SECONDS]
 //   sip_load uac --target 127.0.0.1:PORT --rate R --count N [--bind 127.0.0.1:PORT]
 //                [--sockets K] [--timeout-ms 2000] [--json]
 //
@@ -18,6 +19,11 @@
 // responses are read from all K. A proxy that spreads its load over several
 // SO_REUSEPORT sockets by the sender's address and port (sipwitness's
 // `workers:`) sees K senders instead of one.
+//
+// relay: the floor under a proxy's CPU per transaction for bench/compare. It
+// forwards datagrams from --upstream to the last other sender and everything
+// else to --upstream, byte for byte, with the batched reads and sends of a
+// proxy and no SIP work at all.
 //
 // uac output: sent, answered (2xx), failed (sent but no 2xx: lost, timed out or
 // a non-2xx final), duplicates (extra finals for a finished transaction),
@@ -102,6 +108,8 @@ timespec to_timespec(Nanos ns) {
   if (!why.empty()) std::fprintf(stderr, "sip_load: %s\n", why.c_str());
   std::fprintf(stderr,
                "usage: sip_load uas --bind 127.0.0.1:PORT [--duration SECONDS]\n"
+               "       sip_load relay --bind 127.0.0.1:PORT --upstream 127.0.0.1:PORT\n"
+               "                      [--duration SECONDS]\n"
                "       sip_load uac --target 127.0.0.1:PORT --rate R --count N\n"
                "                    [--bind 127.0.0.1:PORT] [--sockets K] [--timeout-ms 2000]\n"
                "                    [--json]\n"
@@ -207,6 +215,55 @@ void warn_if_small_buffer(int fd) {
     std::fprintf(stderr, "sip_load: warning: SO_RCVBUF is only %d bytes\n", got);
 }
 
+// One recvmmsg of up to kBatch datagrams into fixed slots, with their senders.
+struct RecvBatch {
+  std::vector<char> data = std::vector<char>(kBatch * kRecvSlot);
+  std::vector<sockaddr_storage> peers = std::vector<sockaddr_storage>(kBatch);
+  std::vector<iovec> iov = std::vector<iovec>(kBatch);
+  std::vector<mmsghdr> msg = std::vector<mmsghdr>(kBatch);
+
+  // recvmmsg's result: datagrams read, or <= 0 when none was queued.
+  int receive(int fd) {
+    for (unsigned i = 0; i < kBatch; ++i) {
+      iov[i] = {data.data() + i * kRecvSlot, kRecvSlot};
+      msg[i] = {};
+      msg[i].msg_hdr.msg_iov = &iov[i];
+      msg[i].msg_hdr.msg_iovlen = 1;
+      msg[i].msg_hdr.msg_name = &peers[i];
+      msg[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    }
+    return recvmmsg(fd, msg.data(), kBatch, 0, nullptr);
+  }
+  std::string_view datagram(unsigned i) const { return {data.data() + i * kRecvSlot, msg[i].msg_len}; }
+};
+
+// Sends n datagrams, waiting briefly for room when the send buffer is full
+// rather than dropping them; returns how many were sent.
+unsigned send_all(int fd, mmsghdr* msgs, unsigned n) {
+  unsigned done = 0;
+  while (done < n) {
+    int s = sendmmsg(fd, msgs + done, n - done, 0);
+    if (s > 0) {
+      done += static_cast<unsigned>(s);
+      continue;
+    }
+    if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) break;
+    pollfd w{fd, POLLOUT, 0};
+    if (poll(&w, 1, 10) <= 0) break;
+  }
+  return done;
+}
+
+// Sleeps in ppoll until fd is readable (true), the deadline passes or a signal
+// comes (false: the caller checks g_stop and the clock again).
+bool wait_readable(int fd, Nanos deadline, const sigset_t& wait_mask) {
+  Nanos left = deadline - now_ns();
+  if (left <= 0) return false;
+  pollfd pfd{fd, POLLIN, 0};
+  timespec ts = to_timespec(left);
+  return ppoll(&pfd, 1, &ts, &wait_mask) > 0;
+}
+
 // ------------------------------------------------------------------ parsing
 bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -301,63 +358,59 @@ struct UasResponder {
   }
 };
 
-int run_uas(int argc, char** argv) {
-  std::optional<Endpoint> bind_ep;
+// uas and relay: --bind, --duration and (relay) --upstream.
+struct ServeArgs {
+  std::optional<Endpoint> bind, upstream;
   double duration = 3600;
+};
+
+ServeArgs parse_serve_args(int argc, char** argv, std::string_view mode) {
+  ServeArgs out;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
     if (i + 1 >= argc) usage("missing value for " + std::string(a));
     std::string_view v = argv[++i];
-    if (a == "--bind") {
-      bind_ep = parse_endpoint(v, false);
-      if (!bind_ep) usage("--bind wants a loopback 127.x.x.x:PORT or [::1]:PORT");
+    if (a == "--bind" || (a == "--upstream" && mode == "relay")) {
+      auto& ep = a == "--bind" ? out.bind : out.upstream;
+      ep = parse_endpoint(v, false);
+      if (!ep) usage(std::string(a) + " wants a loopback 127.x.x.x:PORT or [::1]:PORT");
     } else if (a == "--duration") {
       auto d = parse_num<double>(v);
       if (!d || !(*d > 0)) usage("--duration wants seconds > 0");
-      duration = *d;
+      out.duration = *d;
     } else {
       usage("unknown option " + std::string(a));
     }
   }
-  if (!bind_ep) usage("uas needs --bind");
+  if (!out.bind) usage(std::string(mode) + " needs --bind");
+  if (mode == "relay" && !out.upstream) usage("relay needs --upstream");
+  if (out.upstream && out.upstream->addr.ss_family != out.bind->addr.ss_family)
+    usage("--bind and --upstream must be the same address family");
+  return out;
+}
 
+int run_uas(int argc, char** argv) {
+  auto [bind_ep, upstream, duration] = parse_serve_args(argc, argv, "uas");
   sigset_t wait_mask = install_signals();
   int fd = open_socket(*bind_ep);
   warn_if_small_buffer(fd);
   const Nanos deadline = now_ns() + static_cast<Nanos>(duration * 1e9);
 
-  std::vector<char> in(kBatch * kRecvSlot);
-  std::vector<sockaddr_storage> peers(kBatch);
-  std::vector<iovec> in_iov(kBatch);
-  std::vector<mmsghdr> in_msg(kBatch);
+  RecvBatch in;
   std::vector<UasResponder> resp(kBatch);
   std::vector<iovec> out_iov(kBatch);
   std::vector<mmsghdr> out_msg(kBatch);
   std::uint64_t answered = 0, ignored = 0;
 
-  while (!g_stop) {
-    Nanos left = deadline - now_ns();
-    if (left <= 0) break;
-    pollfd pfd{fd, POLLIN, 0};
-    timespec ts = to_timespec(left);
-    if (ppoll(&pfd, 1, &ts, &wait_mask) <= 0) continue;  // timeout or signal: re-check
-
+  while (!g_stop && now_ns() < deadline) {
+    if (!wait_readable(fd, deadline, wait_mask)) continue;
     for (;;) {  // drain everything queued before sleeping again
-      for (unsigned i = 0; i < kBatch; ++i) {
-        in_iov[i] = {in.data() + i * kRecvSlot, kRecvSlot};
-        in_msg[i] = {};
-        in_msg[i].msg_hdr.msg_iov = &in_iov[i];
-        in_msg[i].msg_hdr.msg_iovlen = 1;
-        in_msg[i].msg_hdr.msg_name = &peers[i];
-        in_msg[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-      }
-      int n = recvmmsg(fd, in_msg.data(), kBatch, 0, nullptr);
+      int n = in.receive(fd);
       if (n <= 0) break;  // EAGAIN: drained (other errors: nothing to answer)
       unsigned out_n = 0;
       for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
-        const auto& h = in_msg[i].msg_hdr;
-        std::string_view req(in.data() + i * kRecvSlot, in_msg[i].msg_len);
-        if ((h.msg_flags & MSG_TRUNC) || !resp[i].build(req)) {
+        const auto& h = in.msg[i].msg_hdr;
+        if ((h.msg_flags & MSG_TRUNC) || !resp[i].build(in.datagram(i))) {
           ++ignored;
           continue;
         }
@@ -366,23 +419,11 @@ int run_uas(int argc, char** argv) {
         out_msg[out_n].msg_hdr.msg_iov = &out_iov[out_n];
         out_msg[out_n].msg_hdr.msg_iovlen = 1;
         // Answer the packet's source, as SIPp does: that is the proxy's socket.
-        out_msg[out_n].msg_hdr.msg_name = &peers[i];
+        out_msg[out_n].msg_hdr.msg_name = &in.peers[i];
         out_msg[out_n].msg_hdr.msg_namelen = h.msg_namelen;
         ++out_n;
       }
-      unsigned done = 0;
-      while (done < out_n) {
-        int s = sendmmsg(fd, out_msg.data() + done, out_n - done, 0);
-        if (s > 0) {
-          done += static_cast<unsigned>(s);
-          continue;
-        }
-        if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) break;
-        // Send buffer full: wait briefly for room rather than drop the response.
-        pollfd w{fd, POLLOUT, 0};
-        if (poll(&w, 1, 10) <= 0) break;
-      }
-      answered += done;
+      answered += send_all(fd, out_msg.data(), out_n);
       if (static_cast<unsigned>(n) < kBatch) break;  // queue empty: save an EAGAIN call
     }
   }
@@ -777,6 +818,63 @@ int run_uac(int argc, char** argv) {
   return failed == 0 && res.sent == count ? 0 : 1;  // an interrupted run is no pass
 }
 
+
+// ------------------------------------------------------------------ relay
+// The floor under a proxy's CPU per transaction: datagrams from the upstream go
+// to the client, all others to the upstream, byte for byte, read and sent in
+// batches like a proxy's, with nothing parsed. The client is the last sender
+// that is not the upstream (bench/compare's SIPp UAC sends from one socket).
+int run_relay(int argc, char** argv) {
+  auto [bind_ep, upstream, duration] = parse_serve_args(argc, argv, "relay");
+  sigset_t wait_mask = install_signals();
+  int fd = open_socket(*bind_ep);
+  warn_if_small_buffer(fd);
+  const Nanos deadline = now_ns() + static_cast<Nanos>(duration * 1e9);
+  const auto from_upstream = [&up = upstream->addr](const sockaddr_storage& a) {
+    return port_of(a) == port_of(up) &&
+           (a.ss_family == AF_INET6
+                ? std::memcmp(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr,
+                              &reinterpret_cast<const sockaddr_in6&>(up).sin6_addr, sizeof(in6_addr)) == 0
+                : reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr ==
+                      reinterpret_cast<const sockaddr_in&>(up).sin_addr.s_addr);
+  };
+  RecvBatch in;
+  sockaddr_storage client{};
+  std::uint64_t relayed = 0, unroutable = 0;
+  while (!g_stop && now_ns() < deadline) {
+    if (!wait_readable(fd, deadline, wait_mask)) continue;
+    for (;;) {
+      int n = in.receive(fd);
+      if (n <= 0) break;
+      unsigned out_n = 0;
+      for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
+        auto& h = in.msg[i].msg_hdr;
+        const sockaddr_storage* to = &upstream->addr;
+        if (from_upstream(in.peers[i])) {
+          to = &client;
+        } else {
+          client = in.peers[i];
+        }
+        if (to->ss_family == 0 || (h.msg_flags & MSG_TRUNC)) {  // no client yet
+          ++unroutable;
+          continue;
+        }
+        in.iov[i].iov_len = in.msg[i].msg_len;
+        h.msg_name = const_cast<sockaddr_storage*>(to);
+        h.msg_namelen = bind_ep->len;
+        h.msg_flags = 0;
+        if (out_n != i) in.msg[out_n] = in.msg[i];
+        ++out_n;
+      }
+      relayed += send_all(fd, in.msg.data(), out_n);
+      if (static_cast<unsigned>(n) < kBatch) break;
+    }
+  }
+  close(fd);
+  std::printf("relay relayed=%llu unroutable=%llu\n", static_cast<unsigned long long>(relayed),
+              static_cast<unsigned long long>(unroutable));
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -785,5 +883,6 @@ int main(int argc, char** argv) {
   if (mode == "-h" || mode == "--help") usage("");
   if (mode == "uas") return run_uas(argc, argv);
   if (mode == "uac") return run_uac(argc, argv);
-  usage("unknown mode " + std::string(mode) + " (want uas or uac)");
+  if (mode == "relay") return run_relay(argc, argv);
+  usage("unknown mode " + std::string(mode) + " (want uas, uac or relay)");
 }

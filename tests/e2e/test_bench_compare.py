@@ -20,6 +20,12 @@ report names the 2 workers, the 16 sockets of every sip_load UAC and SIPp's one
 socket; every sipwitness instance (kept with --keep) ran with `workers: 2`,
 which compare checks by its threads before any load.
 
+The OPTIONS CPU rounds also run through `sip_load relay`, the floor: its row
+has every call completed, and the line under the ratios sets it against
+Kamailio's median. `sip_load relay` alone, between sip_load's UAC and a Python
+UAS: 2000 OPTIONS at 2000/s all answered, each reaching the UAS from the
+relay's port with the UAC's Via untouched, and its usage errors.
+
 sip_load uac --sockets 4 against a Python UAS that answers every OPTIONS with a
 200 and notes where it came from: 2000 at 2000/s all answered, from 4 source
 ports, request n from the port of socket n % 4 (socket 0 on --bind's port), each
@@ -160,6 +166,15 @@ class BenchCompare(unittest.TestCase):
                 self.assertGreater(float(row.group(7)), 0, row.group(0))
             # the ratio row: ratio of the medians, then the paired rounds' median (min–max, rounds)
             self.assertRegex(report, rf"(?m)^\| {scenario} \| [\d.]+ \| [\d.]+ \([\d.]+–[\d.]+, 1 round\) \| ")
+        # OPTIONS also through the floor relay, every call completed, and the floor
+        # set against Kamailio's median under the ratios
+        floor = re.search(rf"^\| options \| [^|]+ \| floor: sip_load relay \| {NUM} \| ({NUM})/({NUM}) \| "
+                          rf"\*\*({NUM})\*\* \|", report, re.M)
+        self.assertIsNotNone(floor, report)
+        self.assertEqual(floor.group(1), floor.group(2), floor.group(0))
+        self.assertRegex(report, rf"(?m)^OPTIONS floor \(`sip_load relay`, no SIP work, median\): "
+                                 rf"{re.escape(floor.group(3))} µs per transaction, [\d.]+ of Kamailio's {NUM} µs; "
+                                 rf"a third of Kamailio's is {NUM} µs\.$")
         # with two CPUs or more, each proxy's run again pinned apart from the generator
         variants = [("", "")] + ([(", pinned", "pinned, ")] if len(os.sched_getaffinity(0)) >= 2 else [])
         for proxy in ("sipwitness", "Kamailio"):
@@ -269,6 +284,42 @@ class BenchCompare(unittest.TestCase):
             self.assertEqual(proc.returncode, 2, bad)
             self.assertIn("--sockets wants 1..256", proc.stderr)
 
+    def test_sip_load_relay_forwards_both_ways(self):
+        sip_load = sip_load_binary(self)
+        uas = OptionsUas()
+        uas.start()
+        port = harness.free_port("udp")
+        relay = subprocess.Popen([str(sip_load), "relay", "--bind", f"{harness.HOST}:{port}",
+                                  "--upstream", f"{harness.HOST}:{uas.port}", "--duration", "60"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            self.assertTrue(kam.wait_udp_bound(port, 10, relay), "sip_load relay did not bind")
+            proc = subprocess.run(
+                [str(sip_load), "uac", "--target", f"{harness.HOST}:{port}", "--rate", "2000",
+                 "--count", "2000", "--json"], stdin=subprocess.DEVNULL, capture_output=True,
+                text=True, timeout=30)
+        finally:
+            relay.terminate()
+            out, err = relay.communicate(timeout=10)
+            uas.close()
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        result = json.loads(proc.stdout)
+        self.assertEqual((result["sent"], result["answered"], result["failed"]), (2000, 2000, 0), result)
+        # every request reached the UAS from the relay's own port, unchanged (the Via is the UAC's)
+        self.assertEqual({src for src, _, _ in uas.seen}, {port})
+        self.assertEqual(sorted(n for _, n, _ in uas.seen), list(range(2000)))
+        self.assertNotIn(port, {via for _, _, via in uas.seen})
+        self.assertEqual(relay.returncode, 0, err)
+        self.assertEqual(out.strip(), "relay relayed=4000 unroutable=0")
+        # usage errors: no upstream; an address off loopback
+        for bad, why in ((["--bind", f"{harness.HOST}:{port}"], "relay needs --upstream"),
+                         (["--bind", "10.0.0.1:5060", "--upstream", f"{harness.HOST}:1"],
+                          "--bind wants a loopback")):
+            proc = subprocess.run([str(sip_load), "relay", *bad], capture_output=True, text=True, timeout=10)
+            self.assertEqual(proc.returncode, 2, bad)
+            self.assertIn(why, proc.stderr)
+
     def test_rounds_median_range_and_paired_ratios(self):
         compare = load_compare()
         args = compare.parse_args(["--scenarios", "options", "--cpu-rounds", "3"])
@@ -305,6 +356,21 @@ class BenchCompare(unittest.TestCase):
         self.assertIn("| options | Kamailio | 6 | 5.1 | **2.0** |", report)
         # ratio of the medians 0.40; paired: median 0.40 of 0.2, 0.4, 0.75; PSS 1000/2000
         self.assertRegex(report, r"(?m)^\| options \| 0\.40 \| 0\.40 \(0\.20–0\.75, 3 rounds\) \| .* \| 0\.50 \|$")
+        self.assertNotIn("floor", report)  # no floor runs, no floor row or sentence
+
+        # the floor relay's rounds (ticks 3, 5, 3: median 3) get their row and are set
+        # against Kamailio's median (10 ticks): 0.30 of it, a third being 10/3 ticks
+        out[("options", "floor")] = {"rounds": [run(1, 1, 2, 100, 100), run(2, 0, 5, 100, 100),
+                                                run(3, 0, 3, 100, 100)], "processes": 1}
+        report = compare.render(args, out, {"nproc": 2, "model": "?", "mem": "?"},
+                                {"sipwitness": "?", "kamailio": "?", "sipp": "?", "kernel": "?"},
+                                "?", "?", datetime.datetime.now(datetime.timezone.utc), 1.0)
+        self.assertIn(f"| options | OPTIONS transaction | floor: sip_load relay | 4,000 | 300/300 | **{f(3)}** | "
+                      f"{f(3)}–{f(5)} | {f(3)}; {f(5)}; {f(3)} | {f(1)} | {f(2)} |", report)
+        self.assertIn(f"OPTIONS floor (`sip_load relay`, no SIP work, median): {f(3)} µs per transaction, "
+                      f"0.30 of Kamailio's {f(10)} µs; a third of Kamailio's is {format(10 * tick / 300, ',.1f')} µs.",
+                      report)
+        self.assertIn("(round 1: sipwitness then Kamailio, then for OPTIONS the floor, ", report)
 
 
 if __name__ == "__main__":
