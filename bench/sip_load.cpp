@@ -840,7 +840,7 @@ int run_relay(int argc, char** argv) {
   };
   RecvBatch in;
   sockaddr_storage client{};
-  std::uint64_t relayed = 0, unroutable = 0;
+  std::uint64_t relayed = 0, dropped = 0;  // dropped: truncated, or a response before any client
   while (!g_stop && now_ns() < deadline) {
     if (!wait_readable(fd, deadline, wait_mask)) continue;
     for (;;) {
@@ -855,14 +855,13 @@ int run_relay(int argc, char** argv) {
         } else {
           client = in.peers[i];
         }
-        if (to->ss_family == 0 || (h.msg_flags & MSG_TRUNC)) {  // no client yet
-          ++unroutable;
+        if (to->ss_family == 0 || (h.msg_flags & MSG_TRUNC)) {
+          ++dropped;
           continue;
         }
         in.iov[i].iov_len = in.msg[i].msg_len;
         h.msg_name = const_cast<sockaddr_storage*>(to);
         h.msg_namelen = bind_ep->len;
-        h.msg_flags = 0;
         if (out_n != i) in.msg[out_n] = in.msg[i];
         ++out_n;
       }
@@ -871,8 +870,8 @@ int run_relay(int argc, char** argv) {
     }
   }
   close(fd);
-  std::printf("relay relayed=%llu unroutable=%llu\n", static_cast<unsigned long long>(relayed),
-              static_cast<unsigned long long>(unroutable));
+  std::printf("relay relayed=%llu dropped=%llu\n", static_cast<unsigned long long>(relayed),
+              static_cast<unsigned long long>(dropped));
   return 0;
 }
 }  // namespace

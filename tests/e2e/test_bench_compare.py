@@ -8,8 +8,8 @@ each of its tables with a row per scenario and proxy, every fixed-rate run
 completed all its calls, each CPU row has its rounds (median, min–max, each
 round's value) and each ratio row its paired-rounds ratio, each proxy's
 response-time row (and, with two CPUs, its pinned row) is followed by the
-generator alone at the same rate and count, and --results appends the report
-to the file.
+generator alone and by the floor relay at the same rate and count, and
+--results appends the report to the file.
 
 A second test feeds the report three made-up rounds per proxy (no processes):
 the median, the range, the median round's user/sys split and memory, and the
@@ -191,6 +191,12 @@ class BenchCompare(unittest.TestCase):
                 # --quick: one run per row, so the p99 shown is that run's
                 self.assertEqual(rows.group(3), rows.group(4), rows.group(0))
                 self.assertEqual(rows.group(8), rows.group(9), rows.group(0))
+                # the floor relay in the proxy's place: same rate and count, all answered, its CPU
+                floor = re.search(rf"^\| floor: sip_load relay \({base_words}same rate as {proxy}\) \| "
+                                  rf"({NUM}) \| ({NUM})/({NUM}) \| \*\*{NUM}\*\* \| {NUM} \| "
+                                  rf"\*\*{NUM}\*\* \| {NUM} \| {NUM} \| {NUM} \| ({NUM}) \|", report, re.M)
+                self.assertIsNotNone(floor, f"no floor row for {proxy}{row_suffix}:\n{report}")
+                self.assertEqual(floor.group(1, 2, 3), rows.group(1, 2, 2), floor.group(0))
         self.assertRegex(report, rf"(?m)^\| none \(generator alone, half its own max\) \| {NUM} \| .* \| [\d.]+ \|$")
         flows = re.search(r"^\| [\d,]+ \| [\d,]+ \| [\d,]+ \| \*\*([\d,]+)\*\* \|$", report, re.M)
         self.assertIsNotNone(flows, report)
@@ -311,7 +317,7 @@ class BenchCompare(unittest.TestCase):
         self.assertEqual(sorted(n for _, n, _ in uas.seen), list(range(2000)))
         self.assertNotIn(port, {via for _, _, via in uas.seen})
         self.assertEqual(relay.returncode, 0, err)
-        self.assertEqual(out.strip(), "relay relayed=4000 unroutable=0")
+        self.assertEqual(out.strip(), "relay relayed=4000 dropped=0")
         # usage errors: no upstream; an address off loopback
         for bad, why in ((["--bind", f"{harness.HOST}:{port}"], "relay needs --upstream"),
                          (["--bind", "10.0.0.1:5060", "--upstream", f"{harness.HOST}:1"],
