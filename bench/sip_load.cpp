@@ -389,12 +389,24 @@ ServeArgs parse_serve_args(int argc, char** argv, std::string_view mode) {
   return out;
 }
 
+// uas and relay: the bound socket, the signal mask for ppoll and the end of the run.
+struct Serving {
+  ServeArgs args;
+  sigset_t wait_mask;
+  int fd;
+  Nanos deadline;
+};
+
+Serving start_serving(int argc, char** argv, std::string_view mode) {
+  Serving s{parse_serve_args(argc, argv, mode), install_signals(), -1, 0};
+  s.fd = open_socket(*s.args.bind);
+  warn_if_small_buffer(s.fd);
+  s.deadline = now_ns() + static_cast<Nanos>(s.args.duration * 1e9);
+  return s;
+}
+
 int run_uas(int argc, char** argv) {
-  auto [bind_ep, upstream, duration] = parse_serve_args(argc, argv, "uas");
-  sigset_t wait_mask = install_signals();
-  int fd = open_socket(*bind_ep);
-  warn_if_small_buffer(fd);
-  const Nanos deadline = now_ns() + static_cast<Nanos>(duration * 1e9);
+  const auto [args, wait_mask, fd, deadline] = start_serving(argc, argv, "uas");
 
   RecvBatch in;
   std::vector<UasResponder> resp(kBatch);
@@ -825,12 +837,9 @@ int run_uac(int argc, char** argv) {
 // batches like a proxy's, with nothing parsed. The client is the last sender
 // that is not the upstream (bench/compare's SIPp UAC sends from one socket).
 int run_relay(int argc, char** argv) {
-  auto [bind_ep, upstream, duration] = parse_serve_args(argc, argv, "relay");
-  sigset_t wait_mask = install_signals();
-  int fd = open_socket(*bind_ep);
-  warn_if_small_buffer(fd);
-  const Nanos deadline = now_ns() + static_cast<Nanos>(duration * 1e9);
-  const auto from_upstream = [&up = upstream->addr](const sockaddr_storage& a) {
+  const auto [args, wait_mask, fd, deadline] = start_serving(argc, argv, "relay");
+  const auto& upstream = args.upstream->addr;
+  const auto from_upstream = [&up = upstream](const sockaddr_storage& a) {
     return port_of(a) == port_of(up) &&
            (a.ss_family == AF_INET6
                 ? std::memcmp(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr,
@@ -849,7 +858,7 @@ int run_relay(int argc, char** argv) {
       unsigned out_n = 0;
       for (unsigned i = 0; i < static_cast<unsigned>(n); ++i) {
         auto& h = in.msg[i].msg_hdr;
-        const sockaddr_storage* to = &upstream->addr;
+        const sockaddr_storage* to = &upstream;
         if (from_upstream(in.peers[i])) {
           to = &client;
         } else {
@@ -861,7 +870,7 @@ int run_relay(int argc, char** argv) {
         }
         in.iov[i].iov_len = in.msg[i].msg_len;
         h.msg_name = const_cast<sockaddr_storage*>(to);
-        h.msg_namelen = bind_ep->len;
+        h.msg_namelen = args.bind->len;
         if (out_n != i) in.msg[out_n] = in.msg[i];
         ++out_n;
       }

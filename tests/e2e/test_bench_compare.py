@@ -74,6 +74,13 @@ def sip_load_binary(case: unittest.TestCase) -> Path:
     return path
 
 
+def run_uac(sip_load: Path, port: int, count: int, *extra: str) -> subprocess.CompletedProcess:
+    """sip_load uac: count OPTIONS at 2000/s to the loopback port, --json output."""
+    return subprocess.run([str(sip_load), "uac", "--target", f"{harness.HOST}:{port}", "--rate", "2000",
+                           "--count", str(count), "--json", *extra],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+
+
 class OptionsUas(threading.Thread):
     """A UDP UAS in Python: answers each OPTIONS with a 200 (Via, From, To with a
     tag, Call-ID, CSeq copied) and records (source port, n of the branch
@@ -252,10 +259,7 @@ class BenchCompare(unittest.TestCase):
         uas.start()
         bind_port = harness.free_port("udp")
         try:
-            proc = subprocess.run(
-                [str(sip_load), "uac", "--target", f"{harness.HOST}:{uas.port}", "--rate", "2000",
-                 "--count", "2000", "--sockets", "4", "--bind", f"{harness.HOST}:{bind_port}",
-                 "--json"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+            proc = run_uac(sip_load, uas.port, 2000, "--sockets", "4", "--bind", f"{harness.HOST}:{bind_port}")
         finally:
             uas.close()
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
@@ -275,10 +279,7 @@ class BenchCompare(unittest.TestCase):
         uas = OptionsUas()
         uas.start()
         try:
-            proc = subprocess.run(
-                [str(sip_load), "uac", "--target", f"{harness.HOST}:{uas.port}", "--rate", "2000",
-                 "--count", "200", "--json"], stdin=subprocess.DEVNULL, capture_output=True,
-                text=True, timeout=30)
+            proc = run_uac(sip_load, uas.port, 200)
         finally:
             uas.close()
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
@@ -301,10 +302,7 @@ class BenchCompare(unittest.TestCase):
                                  text=True)
         try:
             self.assertTrue(kam.wait_udp_bound(port, 10, relay), "sip_load relay did not bind")
-            proc = subprocess.run(
-                [str(sip_load), "uac", "--target", f"{harness.HOST}:{port}", "--rate", "2000",
-                 "--count", "2000", "--json"], stdin=subprocess.DEVNULL, capture_output=True,
-                text=True, timeout=30)
+            proc = run_uac(sip_load, port, 2000)
         finally:
             relay.terminate()
             out, err = relay.communicate(timeout=10)
