@@ -350,8 +350,8 @@ void Resolver::finish(Job& job) {
     auto host = std::find(job.hosts.begin(), job.hosts.end(), t.host);
     if (host == job.hosts.end()) continue;  // beyond kMaxHosts
     for (const auto& a : job.addresses[static_cast<std::size_t>(host - job.hosts.begin())]) {
-      auto address = a.with_port(t.port);
       if (r.candidates.size() >= kMaxCandidates) continue;
+      auto address = a.with_port(t.port);
       // Two SRV records naming one host and port give one candidate, tried once.
       bool seen = std::any_of(r.candidates.begin(), r.candidates.end(), [&](const Candidate& c) {
         return c.transport == t.transport && c.address == address;

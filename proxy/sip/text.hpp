@@ -42,6 +42,12 @@ class CharSet {
     for (char c : chars) bits_[static_cast<unsigned char>(c)] = true;
   }
   constexpr bool has(char c) const { return bits_[static_cast<unsigned char>(c)]; }
+  // This set and the characters of more.
+  constexpr CharSet with(std::string_view more) const {
+    CharSet out = *this;
+    for (char c : more) out.bits_[static_cast<unsigned char>(c)] = true;
+    return out;
+  }
   constexpr bool any_in(std::string_view text) const {
     for (char c : text)
       if (has(c)) return true;

@@ -9,7 +9,7 @@ constexpr CharSet kHostChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 constexpr CharSet kSchemeChars{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."};
 constexpr CharSet kParamEnd{";\""};
 constexpr CharSet kNotInUri{" \t\r\n<>\""};
-constexpr CharSet kUriMarks{" \t\r\n<>\"@?;"};  // kNotInUri and what splits a SIP URI
+constexpr CharSet kUriMarks = kNotInUri.with("@?;");  // and what splits a SIP URI
 
 bool valid_host(std::string_view h) {
   if (h.empty()) return false;
